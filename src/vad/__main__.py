@@ -1,0 +1,7 @@
+"""`python -m vad`."""
+
+import sys
+
+from vad.cli import main
+
+sys.exit(main())

@@ -1,0 +1,232 @@
+"""The `vad` console script: one subcommand per stage, each a thin call into `vad.stages`.
+
+Paths go on the command line; values come from params.yaml, and the options below override a few of them
+so that each stage is useful without DVC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from vad.errors import VadError
+
+log = logging.getLogger("vad")
+
+
+def _params(args: argparse.Namespace, overrides: dict[str, dict[str, Any]] | None = None):
+    import yaml
+
+    from vad.config import load_params, parse_params
+    from vad.errors import ConfigError
+
+    path = Path(args.params)
+    if path.is_file():
+        document = yaml.safe_load(path.read_text()) or {}
+        base = load_params(path)  # validates the file on its own, so errors name the file's keys
+        source = str(path)
+    elif args.params == "params.yaml":
+        document, base, source = {}, parse_params({}), "defaults"
+    else:
+        raise ConfigError(f"params file {path} not found; pass --params PATH to an existing file")
+    document = base.model_dump(mode="json", by_alias=True) | {}
+    changed = False
+    for section, values in (overrides or {}).items():
+        for key, value in values.items():
+            if value is not None:
+                target = document if section == "" else document.setdefault(section, {})
+                target[key] = value
+                changed = True
+    return parse_params(document, f"{source} + command-line options") if changed else base
+
+
+def _write_metrics(path: str | None, metrics: dict[str, float]) -> None:
+    if path:
+        from vad.data.store import atomic_write_text
+
+        atomic_write_text(Path(path), json.dumps({k: round(v, 6) for k, v in sorted(metrics.items())}, indent=1) + "\n")
+
+
+def _progress() -> bool:
+    return sys.stderr.isatty()
+
+
+def cmd_synth(args: argparse.Namespace) -> None:
+    from vad.stages import synth
+
+    params = _params(args, {"synth": {"seed": args.seed}})
+    synth.run(params.synth, Path(args.out))
+
+
+def cmd_extract(args: argparse.Namespace) -> None:
+    from vad.stages import extract
+
+    size = args.size[0] if args.size and len(args.size) == 1 else args.size
+    params = _params(args, {"data": {"image_size": size, "channels": args.channels, "format": args.format,
+                                     "dataset": args.dataset, "clip_len": args.clip_len}})
+    result = extract.run(params.data, Path(args.source), Path(args.out), progress=_progress())
+    _write_metrics(args.metrics, result.metrics)
+
+
+def _train_overrides(args: argparse.Namespace, section: str) -> dict[str, dict[str, Any]]:
+    return {"": {"device": args.device},
+            section: {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}}
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    from vad.stages import pretrain
+
+    params = _params(args, _train_overrides(args, "pretrain"))
+    result = pretrain.run(params, Path(args.frames), Path(args.out), progress=_progress())
+    _write_metrics(args.metrics, result.metrics)
+
+
+def cmd_init_clusters(args: argparse.Namespace) -> None:
+    from vad.stages import init_clusters
+
+    params = _params(args, {"": {"device": args.device}})
+    init_clusters.run(params, Path(args.frames), Path(args.pretrained), Path(args.out))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from vad.stages import train
+
+    params = _params(args, _train_overrides(args, "train"))
+    result = train.run(params, Path(args.frames), Path(args.init), Path(args.out), progress=_progress())
+    _write_metrics(args.metrics, result.metrics)
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    from vad.stages import score
+
+    params = _params(args, {"": {"device": args.device}, "score": {"batch_size": args.batch_size}})
+    score.run(params, Path(args.frames), Path(args.model), Path(args.out))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from vad.stages import evaluate
+
+    result = evaluate.run(Path(args.frames), Path(args.scores), Path(args.metrics), Path(args.plots))
+    print(f"micro AUC {result.metrics['auc_micro']:.4f}  macro AUC {result.metrics.get('auc_macro', float('nan')):.4f}")
+
+
+def cmd_register(args: argparse.Namespace) -> None:
+    from vad.stages import register
+
+    params = _params(args, {"register": {"model_name": args.name}})
+    result = register.run(params, Path(args.frames), Path(args.pretrained), Path(args.model), Path(args.metrics),
+                          Path(args.plots), Path(args.out))
+    print(json.dumps({k: str(v) for k, v in result.outputs.items()} | result.metrics, default=str))
+
+
+def cmd_promote(args: argparse.Namespace) -> None:
+    from vad.tracking import MlflowTracker
+
+    decision = MlflowTracker().promote(args.name, args.version, alias=args.alias, force=args.force)
+    print(decision.reason)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of `vad` (no heavy imports)."""
+    parser = argparse.ArgumentParser(prog="vad", description=__doc__.splitlines()[0])
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    def training(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--epochs", type=int)
+        sub.add_argument("--batch-size", type=int)
+        sub.add_argument("--lr", type=float)
+        sub.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+        sub.add_argument("--metrics", help="write the stage's final metrics to this JSON file")
+
+    sub = command("synth", cmd_synth, "generate the synthetic dataset (videos layout)")
+    sub.add_argument("--out", required=True)
+    sub.add_argument("--seed", type=int)
+
+    sub = command("extract", cmd_extract, "decode a dataset into the frame store")
+    sub.add_argument("--source", required=True, help="dataset folder")
+    sub.add_argument("--out", required=True, help="frame store folder to write")
+    sub.add_argument("--format", help="dataset layout (videos)")
+    sub.add_argument("--size", type=int, nargs="+", help="N for N x N, or H W")
+    sub.add_argument("--channels", type=int, choices=[1, 3])
+    sub.add_argument("--clip-len", type=int)
+    sub.add_argument("--dataset", help="dataset name (registered model: vad-<dataset>)")
+    sub.add_argument("--metrics")
+
+    sub = command("pretrain", cmd_pretrain, "pretrain both autoencoders")
+    sub.add_argument("--frames", required=True)
+    sub.add_argument("--out", required=True)
+    training(sub)
+
+    sub = command("init-clusters", cmd_init_clusters, "initialise the cluster centers with k-means++")
+    sub.add_argument("--frames", required=True)
+    sub.add_argument("--pretrained", required=True, help="output folder of `vad pretrain`")
+    sub.add_argument("--out", required=True)
+    sub.add_argument("--device")
+
+    sub = command("train", cmd_train, "alternating training of the autoencoders and the centers")
+    sub.add_argument("--frames", required=True)
+    sub.add_argument("--init", required=True, help="output folder of `vad init-clusters`")
+    sub.add_argument("--out", required=True)
+    training(sub)
+
+    sub = command("score", cmd_score, "score every test frame; write scores.csv")
+    sub.add_argument("--frames", required=True)
+    sub.add_argument("--model", required=True, help="output folder of `vad train`")
+    sub.add_argument("--out", required=True, help="scores.csv to write")
+    sub.add_argument("--batch-size", type=int)
+    sub.add_argument("--device")
+
+    sub = command("evaluate", cmd_evaluate, "frame-level AUC, ROC curve and score plots")
+    sub.add_argument("--frames", required=True)
+    sub.add_argument("--scores", required=True)
+    sub.add_argument("--metrics", required=True, help="JSON metrics file to write")
+    sub.add_argument("--plots", required=True, help="folder for roc.csv and the score plots")
+
+    sub = command("register", cmd_register, "log the pipeline run to MLflow, register and promote the model")
+    sub.add_argument("--frames", required=True)
+    sub.add_argument("--pretrained", required=True)
+    sub.add_argument("--model", required=True)
+    sub.add_argument("--metrics", required=True)
+    sub.add_argument("--plots", required=True)
+    sub.add_argument("--out", required=True, help="JSON summary of the registration")
+    sub.add_argument("--name", help="registered model name (default vad-<dataset>)")
+
+    sub = command("promote", cmd_promote, "move the champion alias to a model version (same rule as register)")
+    sub.add_argument("name")
+    sub.add_argument("version")
+    sub.add_argument("--alias", default="champion")
+    sub.add_argument("--force", action="store_true", help="promote even if it does not beat the champion")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `vad` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(message)s", stream=sys.stderr)
+    try:
+        args.handler(args)
+    except VadError as error:
+        if args.debug:
+            raise
+        log.error("error: %s", error)
+        return 2
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""Typed, validated parameters: one frozen pydantic model per `params.yaml` section.
+
+Defaults live here and nowhere else. The defaults are the paper's settings (Sec. 4.2 and the method
+specification in DESIGN.md); the repository's `params.yaml` overrides them for the fast synthetic demo.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from vad.errors import ConfigError
+
+__all__ = [
+    "Layout", "DataParams", "SynthParams", "ModelParams", "PretrainParams", "InitClustersParams",
+    "TrainParams", "ScoreParams", "RegisterParams", "Params", "load_params", "parse_params",
+]
+
+# Three stride-2 blocks and an attention grid of size/16 per side: sides must be multiples of 16.
+_SIZE_MULTIPLE = 16
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Layout(str, Enum):
+    """Input dataset layouts `vad extract` reads (see DESIGN.md, "Input layouts")."""
+
+    VIDEOS = "videos"
+
+
+class DataParams(_Section):
+    """What every stage agrees on: the dataset name and the frame geometry of the frame store."""
+
+    dataset: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")] = "synthetic"
+    format: Layout = Layout.VIDEOS
+    image_size: tuple[Annotated[int, Field(ge=16, le=4096)], Annotated[int, Field(ge=16, le=4096)]] = (256, 256)
+    channels: Annotated[int, Field()] = 3
+    clip_len: Annotated[int, Field(ge=2, le=32)] = 5
+
+    @field_validator("image_size", mode="before")
+    @classmethod
+    def _square(cls, value: Any) -> Any:
+        return (value, value) if isinstance(value, int) else value
+
+    @field_validator("image_size")
+    @classmethod
+    def _multiple(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if any(side % _SIZE_MULTIPLE for side in value):
+            raise ValueError(
+                f"image size {list(value)} is not a multiple of {_SIZE_MULTIPLE} per side, which the network "
+                f"needs (three stride-2 blocks and a size/16 attention grid); use e.g. 64, 128 or 256"
+            )
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _channels(cls, value: int) -> int:
+        if value not in (1, 3):
+            raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {value}")
+        return value
+
+
+class SynthParams(_Section):
+    """The embedded synthetic dataset (`vad synth`)."""
+
+    seed: int = 0
+    train_videos: Annotated[int, Field(ge=1, le=1000)] = 8
+    test_videos: Annotated[int, Field(ge=1, le=1000)] = 6
+    frames: Annotated[int, Field(ge=16, le=100_000)] = 80
+    height: Annotated[int, Field(ge=32, le=2048)] = 96
+    width: Annotated[int, Field(ge=32, le=2048)] = 128
+    fps: Annotated[int, Field(ge=1, le=240)] = 10
+
+
+class ModelParams(_Section):
+    """Network and ablation switches (Tables 2 and 3)."""
+
+    # stem channels; the paper's 32 gives 32-64-128-256. Even, so the U-Net skips split into PixelShuffle groups.
+    width: Annotated[int, Field(ge=2, le=256, multiple_of=2)] = 32
+    appearance: bool = True
+    motion: bool = True
+    attention: bool = True
+    kmeans: bool = True
+    clusters: Annotated[int, Field(ge=1, le=4096)] = 32
+    alpha: Annotated[float, Field(gt=0)] = 25.0
+    w_grad: Annotated[float, Field(ge=0)] = 1.0
+
+    @model_validator(mode="after")
+    def _one_stream(self) -> ModelParams:
+        if not (self.appearance or self.motion):
+            raise ValueError("at least one of model.appearance and model.motion must be true")
+        return self
+
+
+class PretrainParams(_Section):
+    """Autoencoder pretraining on L_a + L_m."""
+
+    epochs: Annotated[int, Field(ge=1)] = 50
+    batch_size: Annotated[int, Field(ge=1, le=4096)] = 8
+    lr: Annotated[float, Field(gt=0, le=1)] = 1e-4
+
+
+class InitClustersParams(_Section):
+    """K-means++ initialisation of the cluster centers from pretrained features."""
+
+    sample_clips: Annotated[int, Field(ge=1)] = 2000  # training clips whose latent vectors are sampled
+    max_vectors: Annotated[int, Field(ge=1)] = 200_000  # cap on vectors given to k-means
+    batch_size: Annotated[int, Field(ge=1, le=4096)] = 32
+
+
+class TrainParams(_Section):
+    """Alternating training: AEs with centers frozen, then centers with AEs frozen, batch by batch."""
+
+    epochs: Annotated[int, Field(ge=1)] = 100
+    batch_size: Annotated[int, Field(ge=1, le=4096)] = 8
+    lr: Annotated[float, Field(gt=0, le=1)] = 1e-4
+    lr_milestones: list[Annotated[int, Field(ge=1)]] = [100]
+    lr_gamma: Annotated[float, Field(gt=0, le=1)] = 0.1
+    center_lr: Annotated[float, Field(gt=0, le=1)] = 1e-5
+    lambda_r: Annotated[float, Field(ge=0)] = 0.1
+
+
+class ScoreParams(_Section):
+    """Clip scoring."""
+
+    batch_size: Annotated[int, Field(ge=1, le=65536)] = 64
+
+
+class RegisterParams(_Section):
+    """MLflow run logging, registration and promotion."""
+
+    experiment: Annotated[str, Field(min_length=1)] = "vad"
+    model_name: str | None = None  # default: vad-<data.dataset>
+    alias: Annotated[str, Field(min_length=1)] = "champion"
+
+
+class Params(_Section):
+    """A whole `params.yaml`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    seed: int = 0
+    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda|cuda:\d+|mps)$")] = "auto"
+    data: DataParams = DataParams()
+    synth: SynthParams = SynthParams()
+    model: ModelParams = ModelParams()
+    pretrain: PretrainParams = PretrainParams()
+    init_clusters: InitClustersParams = InitClustersParams()
+    train: TrainParams = TrainParams()
+    score: ScoreParams = ScoreParams()
+    # `register` would shadow pydantic's (ABCMeta) `BaseModel.register`; the YAML key stays `register`.
+    registry: RegisterParams = Field(default=RegisterParams(), alias="register")
+
+    @property
+    def model_name(self) -> str:
+        """Registered model name: `register.model_name`, else `vad-<dataset>`."""
+        return self.registry.model_name or f"vad-{self.data.dataset}"
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"{source}: unknown key '{key}'; remove it or fix its spelling (see vad/config.py for the keys)"
+    message = first["msg"].removeprefix("Value error, ")
+    got = first.get("input")
+    shown = "" if isinstance(got, dict) else f" (got {got!r})"
+    more = f" and {len(error.errors()) - 1} more problem(s)" if len(error.errors()) > 1 else ""
+    return f"{source}: {key}: {message}{shown}{more}; fix it in {source}"
+
+
+def parse_params(document: dict[str, Any] | None, source: str = "params") -> Params:
+    """Validate a params document (the parsed YAML), raising ConfigError naming the bad key."""
+    try:
+        return Params.model_validate(document or {})
+    except ValidationError as error:
+        raise ConfigError(_describe(error, source)) from None
+
+
+def load_params(path: str | Path) -> Params:
+    """Read and validate a params YAML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"params file {path} not found; pass --params PATH or create params.yaml")
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error.__class__.__name__}); fix the syntax") from None
+    if document is not None and not isinstance(document, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return parse_params(document, str(path))

@@ -1,0 +1,145 @@
+"""The frame store (output of `vad extract`): manifest.json, frames/<id>.npy, labels/<id>.npy.
+
+See DESIGN.md, "Data formats". Frames are uint8 (frames, H, W, channels), memory-mappable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vad.data.base import Split
+from vad.errors import DataLayoutError
+
+__all__ = ["VideoEntry", "FrameStore", "fingerprint", "atomic_dir", "atomic_write_text", "MANIFEST"]
+
+MANIFEST = "manifest.json"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class VideoEntry:
+    """One video of the frame store, as listed in the manifest."""
+
+    id: str
+    split: str
+    frames: int
+    path: str
+    labels: str | None
+    source: str
+
+
+@dataclass(frozen=True)
+class FrameStore:
+    """A read-only view of a frame store folder."""
+
+    root: Path
+    dataset: str
+    image_size: tuple[int, int]
+    channels: int
+    videos: tuple[VideoEntry, ...]
+
+    @classmethod
+    def open(cls, root: str | Path) -> FrameStore:
+        """Open the frame store at `root`, raising DataLayoutError when it is missing or unreadable."""
+        root = Path(root)
+        manifest = root / MANIFEST
+        if not manifest.is_file():
+            raise DataLayoutError(f"no frame store at {root} ({MANIFEST} missing); run `vad extract` first")
+        try:
+            doc = json.loads(manifest.read_text())
+            return cls(
+                root=root,
+                dataset=doc["dataset"],
+                image_size=tuple(doc["image_size"]),
+                channels=int(doc["channels"]),
+                videos=tuple(VideoEntry(**video) for video in doc["videos"]),
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            raise DataLayoutError(f"{manifest} is not a valid frame store manifest ({error}); re-run `vad extract`")
+
+    def split(self, split: Split | str) -> list[VideoEntry]:
+        """Videos of one split, in manifest order."""
+        name = Split(split).value
+        return [video for video in self.videos if video.split == name]
+
+    def frames(self, video: VideoEntry, mmap: bool = True) -> np.ndarray:
+        """Frames of `video`: uint8 (frames, H, W, channels)."""
+        return np.load(self.root / video.path, mmap_mode="r" if mmap else None)
+
+    def labels(self, video: VideoEntry) -> np.ndarray | None:
+        """Per-frame 0/1 labels of `video`, or None when it has none."""
+        return None if video.labels is None else np.load(self.root / video.labels)
+
+    @property
+    def labelled(self) -> bool:
+        """True when every test video carries labels."""
+        tests = self.split(Split.TEST)
+        return bool(tests) and all(video.labels is not None for video in tests)
+
+
+def write_manifest(root: Path, dataset: str, image_size: tuple[int, int], channels: int,
+                   videos: list[VideoEntry]) -> None:
+    """Write manifest.json for a frame store being built in `root`."""
+    doc = {"version": VERSION, "dataset": dataset, "image_size": list(image_size), "channels": channels,
+           "videos": [asdict(video) for video in videos]}
+    atomic_write_text(root / MANIFEST, json.dumps(doc, indent=1) + "\n")
+
+
+def fingerprint(root: str | Path) -> str:
+    """SHA-256 over the manifest and every frame and label array: identifies the data a model saw."""
+    store = FrameStore.open(root)
+    digest = hashlib.sha256((store.root / MANIFEST).read_bytes())
+    for video in store.videos:
+        for rel in (video.path, video.labels):
+            if rel is None:
+                continue
+            with open(store.root / rel, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 22), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_dir(target: str | Path) -> Iterator[Path]:
+    """Build a folder under a temporary name and swap it into `target` only if the block succeeds.
+
+    On error the temporary folder is removed and an existing `target` is left untouched.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = target.with_name(f".{target.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)

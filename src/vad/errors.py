@@ -1,0 +1,23 @@
+"""Errors a user can cause. The CLI prints their message on one line and exits with code 2."""
+
+__all__ = ["VadError", "ConfigError", "DataError", "DataLayoutError", "TrackingError"]
+
+
+class VadError(Exception):
+    """Base class for errors caused by input, configuration or environment (not bugs)."""
+
+
+class ConfigError(VadError, ValueError):
+    """A parameter file or option holds an unknown key or an invalid value."""
+
+
+class DataError(VadError, ValueError):
+    """Input data is unreadable, too short or inconsistent with its labels."""
+
+
+class DataLayoutError(VadError, FileNotFoundError):
+    """A dataset folder is missing or does not match the expected layout."""
+
+
+class TrackingError(VadError, RuntimeError):
+    """MLflow cannot be reached or refuses an operation."""

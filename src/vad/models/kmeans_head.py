@@ -1,0 +1,36 @@
+"""Deep K-means head (Eq. 10-11): soft-assigned squared distance of each latent vector to K centers."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["DeepKMeansHead"]
+
+
+class DeepKMeansHead(nn.Module):
+    """Cluster centers c_k and the distance D(r) = sum_k softmax_k(-alpha ||r - c_k||) ||r - c_k||^2.
+
+    The centers are an `nn.Parameter`, initialised by the `init_clusters` stage (k-means++), not here.
+    """
+
+    def __init__(self, clusters: int, dim: int, alpha: float) -> None:
+        super().__init__()
+        self.centers = nn.Parameter(torch.zeros(clusters, dim))
+        self.alpha = alpha
+
+    def _distances(self, r: torch.Tensor) -> torch.Tensor:
+        """(B, D, h, w) -> Euclidean distances (B, h, w, K)."""
+        vectors = r.permute(0, 2, 3, 1)
+        squared = ((vectors.unsqueeze(-2) - self.centers) ** 2).sum(-1)
+        return squared.clamp_min(1e-12).sqrt()
+
+    def assignments(self, r: torch.Tensor) -> torch.Tensor:
+        """Soft assignment of each latent location to each center: (B, K, h, w), summing to 1 over K."""
+        return torch.softmax(-self.alpha * self._distances(r), dim=-1).permute(0, 3, 1, 2)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        """Cluster distance D(r) per latent location: (B, D, h, w) -> (B, h, w)."""
+        distance = self._distances(r)
+        weights = torch.softmax(-self.alpha * distance, dim=-1)
+        return (weights * distance.pow(2)).sum(-1)

@@ -1,0 +1,149 @@
+"""The two-stream autoencoder: a spatial AE on the first frame and a motion U-Net AE on frame differences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vad.models.blocks import DownBlock, UpBlock, VarianceAttention, conv3x3
+from vad.models.kmeans_head import DeepKMeansHead
+
+__all__ = ["Encoder", "SpatialAE", "MotionAE", "TwoStreamAE", "Outputs"]
+
+
+class Encoder(nn.Module):
+    """Stem conv, three ResNet down blocks (w -> 2w -> 4w -> 8w) and a 3x3 projection.
+
+    Args:
+        in_channels: Input channels (C for the spatial stream, (T-1)*C for the motion stream).
+        width: Stem channels w.
+        batchnorm: BatchNorm between the blocks (spatial stream only).
+        attention_grid: Grid of the variance attention after each block; None disables it.
+        relu_head: ReLU after the projection (spatial stream only).
+    """
+
+    def __init__(self, in_channels: int, width: int, *, batchnorm: bool,
+                 attention_grid: tuple[int, int] | None, relu_head: bool) -> None:
+        super().__init__()
+        widths = [width, 2 * width, 4 * width, 8 * width]
+        self.stem = conv3x3(in_channels, width)
+        self.blocks = nn.ModuleList(DownBlock(a, b) for a, b in zip(widths, widths[1:]))
+        # BatchNorm sits between blocks, none inside them (Sec. 3.1).
+        self.norms = nn.ModuleList(
+            nn.BatchNorm2d(c) if batchnorm and i < 2 else nn.Identity() for i, c in enumerate(widths[1:])
+        )
+        self.attention = nn.ModuleList(
+            VarianceAttention(c, attention_grid) if attention_grid else nn.Identity() for c in widths[1:]
+        )
+        self.head = conv3x3(widths[-1], widths[-1])
+        self.relu_head = relu_head
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(B, Cin, H, W) -> latent z (B, 8w, H/8, W/8), L1-normalised over channels, and the skips."""
+        x = F.leaky_relu(self.stem(x), 0.2)
+        skips = []
+        for block, norm, attention in zip(self.blocks, self.norms, self.attention):
+            x = attention(block(x))
+            skips.append(x)
+            x = norm(x)
+        z = self.head(x)
+        if self.relu_head:
+            z = F.relu(z)
+        return F.normalize(z, p=1, dim=1), skips
+
+
+class SpatialAE(nn.Module):
+    """Reconstructs the first frame f0 of a clip (Eq. 1-3)."""
+
+    def __init__(self, channels: int, width: int) -> None:
+        super().__init__()
+        self.encoder = Encoder(channels, width, batchnorm=True, attention_grid=None, relu_head=True)
+        self.decoder = nn.Sequential(UpBlock(8 * width, 8 * width), UpBlock(8 * width, 4 * width),
+                                     UpBlock(4 * width, 2 * width), conv3x3(2 * width, channels))
+
+    def forward(self, f0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C, H, W) -> (f0_hat (B, C, H, W), z_a (B, 8w, H/8, W/8))."""
+        z, _ = self.encoder(f0)
+        return self.decoder(z), z
+
+
+class MotionAE(nn.Module):
+    """U-Net predicting d = f_{T-1} - f_0 from the first T-1 frames (Eq. 4-6)."""
+
+    def __init__(self, channels: int, width: int, inputs: int, attention_grid: tuple[int, int] | None) -> None:
+        super().__init__()
+        self.encoder = Encoder(inputs * channels, width, batchnorm=False, attention_grid=attention_grid,
+                               relu_head=False)
+        # Each up block takes the upsampled features concatenated with the skip of matching resolution.
+        self.up = nn.ModuleList([UpBlock(16 * width, 8 * width), UpBlock(12 * width, 4 * width),
+                                 UpBlock(6 * width, 2 * width)])
+        self.out = conv3x3(2 * width, channels)
+
+    def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T-1, C, H, W) -> (d_hat (B, C, H, W), z_m (B, 8w, H/8, W/8))."""
+        z, skips = self.encoder(frames.flatten(1, 2))
+        x = z
+        for up, skip in zip(self.up, reversed(skips)):
+            x = up(torch.cat([x, skip], dim=1))
+        return self.out(x), z
+
+
+@dataclass
+class Outputs:
+    """What the network computes for a batch of clips; absent streams are None.
+
+    Attributes:
+        target: The frame the prediction is compared with: f_{T-1}, or f0 without the motion stream.
+        prediction: f0_hat + d_hat (or its single-stream counterpart), (B, C, H, W).
+        r: L2-normalised concatenated latents (B, D, h, w).
+    """
+
+    f0: torch.Tensor
+    d: torch.Tensor
+    f0_hat: torch.Tensor | None
+    d_hat: torch.Tensor | None
+    target: torch.Tensor
+    prediction: torch.Tensor
+    r: torch.Tensor
+
+
+class TwoStreamAE(nn.Module):
+    """Spatial AE + motion AE + deep K-means head, with the paper's ablation switches."""
+
+    def __init__(self, *, channels: int, clip_len: int, image_size: tuple[int, int], width: int,
+                 appearance: bool = True, motion: bool = True, attention: bool = True,
+                 clusters: int = 32, alpha: float = 25.0) -> None:
+        super().__init__()
+        if not (appearance or motion):
+            raise ValueError("at least one stream is needed")
+        grid = (image_size[0] // 16, image_size[1] // 16) if attention else None
+        self.clip_len = clip_len
+        self.spatial = SpatialAE(channels, width) if appearance else None
+        self.motion = MotionAE(channels, width, clip_len - 1, grid) if motion else None
+        latent = 8 * width * (int(appearance) + int(motion))
+        self.kmeans = DeepKMeansHead(clusters, latent, alpha)
+
+    def forward(self, clip: torch.Tensor) -> Outputs:
+        """clip: (B, T, C, H, W) floats in [0, 1]."""
+        f0, last = clip[:, 0], clip[:, -1]
+        d = last - f0
+        f0_hat = z_a = d_hat = z_m = None
+        if self.spatial is not None:
+            f0_hat, z_a = self.spatial(f0)
+        if self.motion is not None:
+            d_hat, z_m = self.motion(clip[:, :-1])
+        if d_hat is None:
+            # Appearance only: the score is the reconstruction error of f0 itself.
+            target, prediction = f0, f0_hat
+        else:
+            target, prediction = last, (f0 if f0_hat is None else f0_hat) + d_hat
+        latents = [z for z in (z_a, z_m) if z is not None]
+        r = F.normalize(torch.cat(latents, dim=1), p=2, dim=1)
+        return Outputs(f0, d, f0_hat, d_hat, target, prediction, r)
+
+    def autoencoder_parameters(self) -> list[nn.Parameter]:
+        """Parameters of both autoencoders (everything but the cluster centers)."""
+        return [p for name, p in self.named_parameters() if not name.startswith("kmeans.")]

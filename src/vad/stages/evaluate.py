@@ -1,0 +1,141 @@
+"""Stage `evaluate`: frame-level AUC of `scores.csv` against the frame store's test labels.
+
+Outputs:
+
+    <metrics_path>            flat JSON of scalars (auc_micro, auc_macro, ...), for DVC metrics and MLflow
+    <plots_dir>/
+        roc.csv               micro ROC: fpr,tpr,threshold (first threshold finite, see metrics.roc_curve)
+        roc.png
+        per_video.csv         video,frames,frames_scored,frames_abnormal,auc (auc empty when undefined)
+        scores/<video>.png    anomaly score over time, abnormal ground truth shaded
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from vad.data.base import Split
+from vad.data.store import FrameStore, VideoEntry, atomic_dir, atomic_write_text
+from vad.errors import DataError
+from vad.metrics import Evaluation, VideoScores, evaluate, read_scores, roc_curve
+from vad.stages import StageResult
+
+__all__ = ["run"]
+
+log = logging.getLogger(__name__)
+
+
+def run(frames_dir: Path, scores_csv: Path, metrics_path: Path, plots_dir: Path) -> StageResult:
+    """Evaluate the test scores in `scores_csv` against the labels of the frame store in `frames_dir`.
+
+    Every check runs before anything is written; `metrics_path` and `plots_dir` are replaced atomically.
+
+    Raises:
+        DataError: the store has no labelled test videos, or the scores do not cover its test videos
+            frame by frame, or the scored frames hold a single class.
+    """
+    store = FrameStore.open(frames_dir)
+    videos = _video_scores(store, read_scores(scores_csv), Path(scores_csv))
+    evaluation = evaluate(videos)
+    if math.isnan(evaluation.metrics["auc_micro"]):
+        raise DataError(
+            f"the {evaluation.metrics['frames_scored']} scored test frames of {frames_dir} hold one class "
+            f"only ({evaluation.metrics['frames_abnormal']} abnormal); frame AUC is undefined; "
+            "the test labels need both normal and abnormal frames"
+        )
+    metrics = _finite_scalars(evaluation.metrics)
+    fpr, tpr, thresholds = roc_curve(evaluation.labels, evaluation.scores)
+
+    from vad import plots  # matplotlib loads here only
+
+    with atomic_dir(plots_dir) as tmp:
+        roc_rows = zip(fpr, tpr, thresholds, strict=True)
+        (tmp / "roc.csv").write_text(_csv(("fpr", "tpr", "threshold"), roc_rows))
+        (tmp / "per_video.csv").write_text(_per_video_csv(videos, evaluation))
+        plots.plot_roc(fpr, tpr, metrics["auc_micro"], tmp / "roc.png")
+        (tmp / "scores").mkdir()
+        for video in videos:
+            anomaly = np.where(video.scored, video.anomaly, np.nan)
+            plots.plot_video_scores(video.video_id, np.arange(video.labels.size), anomaly, video.labels,
+                                    tmp / "scores" / f"{video.video_id}.png")
+    atomic_write_text(Path(metrics_path), json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    log.info("frame AUC micro %.4f, macro %s over %d test videos (%d scored frames, %d abnormal)",
+             metrics["auc_micro"], f"{metrics['auc_macro']:.4f}" if "auc_macro" in metrics else "undefined",
+             metrics["videos"], metrics["frames_scored"], metrics["frames_abnormal"])
+    return StageResult(outputs={"metrics": Path(metrics_path), "plots": Path(plots_dir)}, metrics=metrics)
+
+
+def _video_scores(store: FrameStore, scores: dict[str, dict[str, np.ndarray]],
+                  scores_csv: Path) -> list[VideoScores]:
+    tests = store.split(Split.TEST)
+    if not tests:
+        raise DataError(f"frame store {store.root} has no test videos; nothing to evaluate; "
+                        "re-run `vad extract`")
+    unlabelled = [video.id for video in tests if video.labels is None]
+    if len(unlabelled) == len(tests):
+        raise DataError(f"test videos of {store.root} carry no labels; nothing to evaluate; "
+                        "add labels.csv to the dataset and re-run `vad extract`")
+    if unlabelled:
+        raise DataError(f"test videos {', '.join(unlabelled)} of {store.root} carry no labels while "
+                        "others do; re-run `vad extract`")
+    stale = sorted(set(scores) - {video.id for video in tests})
+    if stale:
+        raise DataError(f"{scores_csv} scores videos that are not test videos of {store.root} "
+                        f"({', '.join(stale)}); re-run `vad score` on this frame store")
+    return [_one_video(store, video, scores.get(video.id), scores_csv) for video in tests]
+
+
+def _one_video(store: FrameStore, video: VideoEntry, columns: dict[str, np.ndarray] | None,
+               scores_csv: Path) -> VideoScores:
+    if columns is None:
+        raise DataError(f"{scores_csv} has no rows for test video '{video.id}'; re-run `vad score`")
+    if not np.array_equal(columns["frame"], np.arange(video.frames)):
+        raise DataError(f"{scores_csv} has {columns['frame'].size} rows for test video '{video.id}', "
+                        f"expected one per frame 0..{video.frames - 1}; re-run `vad score`")
+    labels = np.asarray(store.labels(video)).reshape(-1)
+    if labels.size != video.frames:
+        raise DataError(f"labels of test video '{video.id}' in {store.root} hold {labels.size} frames, "
+                        f"the video {video.frames}; re-run `vad extract`")
+    cluster = columns["cluster_distance"]
+    return VideoScores(
+        video_id=video.id, labels=labels.astype(np.uint8), scored=columns["scored"],
+        anomaly=columns["anomaly"], prediction_error=columns["prediction_error"],
+        cluster_distance=None if np.isnan(cluster[columns["scored"]]).all() else cluster,
+    )
+
+
+def _finite_scalars(metrics: dict[str, float]) -> dict[str, float]:
+    # JSON has no NaN, and DVC / MLflow would choke on one: an undefined AUC is dropped, with a warning.
+    out = {}
+    for name, value in sorted(metrics.items()):
+        if isinstance(value, float) and math.isnan(value):
+            log.warning("%s is undefined (no video has both classes among its scored frames); left out",
+                        name)
+            continue
+        out[name] = round(value, 6) if isinstance(value, float) else value
+    return out
+
+
+def _csv(header: tuple[str, ...], rows) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([repr(float(v)) if isinstance(v, (float, np.floating)) else v for v in row])
+    return buffer.getvalue()
+
+
+def _per_video_csv(videos: list[VideoScores], evaluation: Evaluation) -> str:
+    rows = []
+    for video in videos:
+        auc = evaluation.per_video_auc[video.video_id]
+        rows.append((video.video_id, video.labels.size, int(video.scored.sum()),
+                     int(video.labels[video.scored].sum()), "" if math.isnan(auc) else round(auc, 6)))
+    return _csv(("video", "frames", "frames_scored", "frames_abnormal", "auc"), rows)

@@ -1,0 +1,74 @@
+"""Stage `train`: alternate, batch by batch, between the autoencoders and the cluster centers (Sec. 4.2)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import torch
+
+from vad.checkpoint import CHECKPOINT, load_checkpoint, run_key
+from vad.config import Params
+from vad.data.base import Split
+from vad.data.clips import ClipSource
+from vad.data.store import FrameStore, atomic_write_text
+from vad.models import build_model
+from vad.models.losses import autoencoder_losses
+from vad.stages import StageResult
+from vad.stages.pretrain import model_config
+from vad.training import device_name, fit, seed_everything, select_device
+
+__all__ = ["run"]
+
+log = logging.getLogger(__name__)
+
+
+def run(params: Params, frames_dir: Path, init_dir: Path, out_dir: Path, *, progress: bool = False) -> StageResult:
+    """Train from the initialised model in `init_dir`; write `out_dir/checkpoint.pt` (the final model)."""
+    seed_everything(params.seed)
+    device = select_device(params.device)
+    store = FrameStore.open(frames_dir)
+    clips = ClipSource.from_split(store, Split.TRAIN, params.data.clip_len, device)
+    init_path = init_dir / CHECKPOINT
+    model = build_model(params.model, params.data).to(device)
+    model.load_state_dict(load_checkpoint(init_path)["model"])
+    tp = params.train
+    ae_optimizer = torch.optim.Adam(model.autoencoder_parameters(), lr=tp.lr)
+    center_optimizer = torch.optim.Adam([model.kmeans.centers], lr=tp.center_lr)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(ae_optimizer, tp.lr_milestones, tp.lr_gamma)
+    clustering = params.model.kmeans
+
+    def step(batch: torch.Tensor) -> dict[str, float]:
+        # (1) centers frozen: update the autoencoders on L_a + L_m + lambda_r * L_cluster.
+        outputs = model(batch)
+        losses = autoencoder_losses(outputs, params.model.w_grad)
+        if clustering:
+            losses["cluster"] = model.kmeans(outputs.r).mean()
+        total = sum(losses.values()) if not clustering else (
+            sum(v for k, v in losses.items() if k != "cluster") + tp.lambda_r * losses["cluster"])
+        ae_optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        ae_optimizer.step()
+        record = {"loss": total.item(), **{f"loss_{k}": v.item() for k, v in losses.items()}}
+        if clustering:
+            # (2) autoencoders frozen: update the centers on L_cluster of this batch's representation.
+            cluster_loss = model.kmeans(outputs.r.detach()).mean()
+            center_optimizer.zero_grad(set_to_none=True)
+            cluster_loss.backward()
+            center_optimizer.step()
+        return record
+
+    key = run_key("train", model_config(params), tp.model_dump(), params.seed,
+                  (frames_dir / "manifest.json").read_text(), hashlib.sha256(init_path.read_bytes()).hexdigest())
+    history = fit(model, clips, step, epochs=tp.epochs, batch_size=tp.batch_size, seed=params.seed,
+                  checkpoint_path=out_dir / CHECKPOINT, key=key,
+                  optimizers={"ae": ae_optimizer, "centers": center_optimizer}, schedulers={"ae": scheduler},
+                  extra={"config": model_config(params), "device": device_name(device)}, name="train", progress=progress)
+    atomic_write_text(out_dir / "history.json", json.dumps(history, indent=1) + "\n")
+    last = history[-1]
+    metrics = {"train_loss": last["loss"], "train_clips_per_s": last["clips_per_s"]}
+    if clustering:
+        metrics["train_cluster_loss"] = last["loss_cluster"]
+    return StageResult(outputs={"checkpoint": out_dir / CHECKPOINT}, metrics=metrics)

@@ -1,0 +1,137 @@
+"""Shared fixtures: tiny params, a tiny synthetic dataset and frame store, a trained tiny model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from vad.config import Params, parse_params
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Tiny but complete: 32x32 grayscale, width-4 network, one epoch per stage (seconds on 2 cores).
+TINY = {
+    "seed": 0,
+    "device": "cpu",
+    "data": {"dataset": "tiny", "image_size": [32, 32], "channels": 1, "clip_len": 5},
+    "synth": {"seed": 1, "train_videos": 2, "test_videos": 3, "frames": 30, "height": 48, "width": 64},
+    "model": {"width": 4, "clusters": 4},
+    "pretrain": {"epochs": 1, "batch_size": 8, "lr": 1e-3},
+    "init_clusters": {"sample_clips": 16, "max_vectors": 2000, "batch_size": 8},
+    "train": {"epochs": 1, "batch_size": 8, "lr": 1e-3, "lr_milestones": [1], "center_lr": 1e-4},
+    "score": {"batch_size": 16},
+    "register": {"experiment": "tests"},
+}
+
+
+def tiny_document(**sections) -> dict:
+    """TINY with some sections updated, e.g. tiny_document(model={"kmeans": False})."""
+    document = {key: (dict(value) if isinstance(value, dict) else value) for key, value in TINY.items()}
+    for section, values in sections.items():
+        if isinstance(values, dict):
+            document[section] = {**document.get(section, {}), **values}
+        else:
+            document[section] = values
+    return document
+
+
+def tiny_params(**sections) -> Params:
+    return parse_params(tiny_document(**sections))
+
+
+@pytest.fixture(scope="session")
+def params() -> Params:
+    return tiny_params()
+
+
+@pytest.fixture(scope="session")
+def raw_dataset(tmp_path_factory, params) -> Path:
+    from vad.stages import synth
+
+    root = tmp_path_factory.mktemp("raw") / "raw"
+    synth.run(params.synth, root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def frame_store(tmp_path_factory, params, raw_dataset) -> Path:
+    from vad.stages import extract
+
+    out = tmp_path_factory.mktemp("frames") / "frames"
+    extract.run(params.data, raw_dataset, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, params, frame_store) -> dict[str, Path]:
+    """Every stage up to evaluate, run once for the session: {name: path}."""
+    from vad.stages import evaluate, init_clusters, pretrain, score, train
+
+    root = tmp_path_factory.mktemp("trained")
+    paths = {"frames": frame_store, "pretrain": root / "pretrain", "init": root / "init", "train": root / "train",
+             "scores": root / "scores.csv", "metrics": root / "eval.json", "plots": root / "plots"}
+    pretrain.run(params, frame_store, paths["pretrain"])
+    init_clusters.run(params, frame_store, paths["pretrain"], paths["init"])
+    train.run(params, frame_store, paths["init"], paths["train"])
+    score.run(params, frame_store, paths["train"], paths["scores"])
+    evaluate.run(frame_store, paths["scores"], paths["metrics"], paths["plots"])
+    return paths
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` (sqlite backend, local artifacts) on 127.0.0.1; yields its URI."""
+    root = tmp_path_factory.mktemp("mlflow")
+    port = free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
+    log = open(root / "server.log", "w")
+    process = subprocess.Popen(
+        [mlflow, "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root,
+    )
+    uri = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"{uri}/health", timeout=2).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"mlflow server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+    yield uri
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def make_params():
+    """tiny_params as a fixture (conftest is not importable under --import-mode=importlib)."""
+    return tiny_params
+
+
+@pytest.fixture(scope="session")
+def make_document():
+    return tiny_document

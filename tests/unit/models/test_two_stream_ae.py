@@ -1,0 +1,103 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vad.config import DataParams, ModelParams
+from vad.models import build_model
+from vad.models.blocks import VarianceAttention
+from vad.models.kmeans_head import DeepKMeansHead
+from vad.models.losses import autoencoder_losses, gradient_loss
+
+
+@pytest.mark.parametrize("size,channels", [(32, 1), (64, 3)])
+def test_output_shapes_follow_image_size(size, channels):
+    torch.manual_seed(0)
+    model = build_model(ModelParams(width=4, clusters=3), DataParams(image_size=size, channels=channels))
+    out = model(torch.rand(2, 5, channels, size, size))
+    assert out.f0_hat.shape == out.d_hat.shape == out.prediction.shape == (2, channels, size, size)
+    assert out.r.shape == (2, 2 * 8 * 4, size // 8, size // 8)  # z_a and z_m, 8w channels each
+    assert torch.allclose(out.r.norm(dim=1), torch.ones(2, size // 8, size // 8), atol=1e-5)
+    assert model.kmeans(out.r).shape == (2, size // 8, size // 8)
+
+
+def test_non_square_images_are_supported():
+    model = build_model(ModelParams(width=2, clusters=2), DataParams(image_size=(32, 48), channels=1))
+    out = model(torch.rand(1, 5, 1, 32, 48))
+    assert out.prediction.shape == (1, 1, 32, 48) and out.r.shape[-2:] == (4, 6)
+
+
+def test_latents_are_l1_normalised_over_channels():
+    model = build_model(ModelParams(width=2, clusters=2), DataParams(image_size=32, channels=1))
+    z, _ = model.motion.encoder(torch.rand(2, 4, 32, 32))
+    assert torch.allclose(z.abs().sum(dim=1), torch.ones(2, 4, 4), atol=1e-5)
+
+
+def test_prediction_is_reconstructed_first_frame_plus_predicted_difference():
+    model = build_model(ModelParams(width=2, clusters=2), DataParams(image_size=32, channels=1))
+    clip = torch.rand(2, 5, 1, 32, 32)
+    out = model(clip)
+    assert torch.allclose(out.prediction, out.f0_hat + out.d_hat)
+    assert torch.equal(out.d, clip[:, 4] - clip[:, 0]) and torch.equal(out.target, clip[:, 4])
+
+
+@pytest.mark.parametrize("switch", ["appearance", "motion"])
+def test_single_stream_ablations(switch):
+    model = build_model(ModelParams(width=2, clusters=2, **{switch: False}), DataParams(image_size=32, channels=1))
+    clip = torch.rand(2, 5, 1, 32, 32)
+    out = model(clip)
+    assert out.r.shape[1] == 8 * 2
+    if switch == "appearance":  # motion only: f0 itself plus the predicted difference
+        assert model.spatial is None and torch.allclose(out.prediction, clip[:, 0] + out.d_hat)
+    else:  # appearance only: the score compares f0 with its reconstruction
+        assert model.motion is None and torch.equal(out.target, clip[:, 0])
+    sum(autoencoder_losses(out, 1.0).values()).backward()
+
+
+def test_attention_switch_removes_the_modules():
+    with_attention = build_model(ModelParams(width=2), DataParams(image_size=32, channels=1))
+    without = build_model(ModelParams(width=2, attention=False), DataParams(image_size=32, channels=1))
+    assert sum(isinstance(m, VarianceAttention) for m in with_attention.modules()) == 3
+    assert not any(isinstance(m, VarianceAttention) for m in without.modules())
+
+
+def test_backward_reaches_every_autoencoder_parameter():
+    model = build_model(ModelParams(width=2, clusters=2), DataParams(image_size=32, channels=1))
+    out = model(torch.rand(2, 5, 1, 32, 32))
+    (sum(autoencoder_losses(out, 1.0).values()) + model.kmeans(out.r).mean()).backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None]
+    assert missing == []
+
+
+def test_variance_attention_is_a_softmax_over_positions_and_scales_by_exp():
+    torch.manual_seed(0)
+    attention = VarianceAttention(6, grid=(4, 4))
+    x = torch.randn(2, 6, 16, 16)
+    a = attention.weights(x)
+    assert a.shape == (2, 1, 4, 4)
+    assert torch.allclose(a.sum(dim=(1, 2, 3)), torch.ones(2)) and (a > 0).all()
+    # a recomputed by hand from the definition (Eq. 7-9)
+    p = F.avg_pool2d(attention.embed(x), 4)
+    v = ((p - p.mean(dim=1, keepdim=True)) ** 2).sum(dim=1).flatten(1)
+    assert torch.allclose(a.flatten(1), torch.softmax(v, dim=1), atol=1e-6)
+    expected = torch.exp(a.repeat_interleave(4, dim=2).repeat_interleave(4, dim=3)) * x
+    assert torch.allclose(attention(x), expected, atol=1e-6)
+
+
+def test_cluster_distance_matches_a_hand_computed_two_center_example():
+    head = DeepKMeansHead(clusters=2, dim=2, alpha=1.0)
+    with torch.no_grad():
+        head.centers.copy_(torch.tensor([[0.0, 0.0], [3.0, 4.0]]))
+    r = torch.tensor([0.0, 0.0]).reshape(1, 2, 1, 1)  # distances 0 and 5
+    # weights softmax(-[0, 5]) = [1, e^-5] / (1 + e^-5); D = w1 * 0 + w2 * 25
+    w2 = torch.exp(torch.tensor(-5.0)) / (1 + torch.exp(torch.tensor(-5.0)))
+    assert torch.allclose(head(r), (w2 * 25).reshape(1, 1, 1), atol=1e-5)
+    assignments = head.assignments(torch.rand(3, 2, 2, 2))
+    assert assignments.shape == (3, 2, 2, 2) and torch.allclose(assignments.sum(dim=1), torch.ones(3, 2, 2))
+
+
+def test_gradient_loss_matches_a_hand_example():
+    pred = torch.tensor([[[[0.0, 1.0], [0.0, 3.0]]]])  # |dx| = [1, 3], |dy| = [0, 2]
+    target = torch.tensor([[[[0.0, 0.0], [1.0, 1.0]]]])  # |dx| = [0, 0], |dy| = [1, 1]
+    # x term: mean(|1-0|, |3-0|) = 2; y term: mean(|0-1|, |2-1|) = 1
+    assert gradient_loss(pred, target).item() == pytest.approx(3.0)
+    assert gradient_loss(target, target).item() == 0.0
