@@ -115,7 +115,8 @@ def mlflow_server(tmp_path_factory):
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                raise RuntimeError(f"mlflow server did not start:\n{(root / 'server.log').read_text()[-3000:]}")
+                tail = (root / "server.log").read_text()[-3000:]
+                raise RuntimeError(f"mlflow server did not start:\n{tail}") from None
             time.sleep(0.5)
     yield uri
     process.terminate()

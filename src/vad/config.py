@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -76,6 +76,9 @@ class SynthParams(_Section):
     height: Annotated[int, Field(ge=32, le=2048)] = 96
     width: Annotated[int, Field(ge=32, le=2048)] = 128
     fps: Annotated[int, Field(ge=1, le=240)] = 10
+    # Test video i holds one anomaly of kind anomalies[i % len(anomalies)].
+    anomalies: Annotated[tuple[Literal["appearance", "motion_fast", "motion_across"], ...], Field(min_length=1)] = (
+        "appearance", "motion_fast", "motion_across")
 
 
 class ModelParams(_Section):

@@ -97,7 +97,8 @@ class MlflowTracker:
             return f"{name} v{candidate.version} carries no auc_micro tag; use --force to promote it anyway"
         if current.tags.get("data_fingerprint") != candidate.tags.get("data_fingerprint"):
             return (f"@{alias} (v{current.version}) was evaluated on other data (fingerprint "
-                    f"{current.tags.get('data_fingerprint', '?')[:12]} vs {candidate.tags.get('data_fingerprint', '?')[:12]}); "
+                    f"{current.tags.get('data_fingerprint', '?')[:12]} vs "
+                    f"{candidate.tags.get('data_fingerprint', '?')[:12]}); "
                     f"AUCs are not comparable, use --force to promote anyway")
         new, old = float(candidate.tags["auc_micro"]), float(current.tags.get("auc_micro", "-inf"))
         if new <= old:

@@ -19,7 +19,9 @@ from vad.metrics import (
 def _video(video_id, labels, anomaly, scored=None, prediction_error=None, cluster_distance=None):
     labels = np.asarray(labels, dtype=np.uint8)
     scored = np.ones(labels.size, dtype=bool) if scored is None else np.asarray(scored, dtype=bool)
-    as_array = (lambda x: None if x is None else np.asarray(x, dtype=np.float64))
+    def as_array(x):
+        return None if x is None else np.asarray(x, dtype=np.float64)
+
     return VideoScores(video_id, labels, scored, np.asarray(anomaly, dtype=np.float64),
                        as_array(prediction_error), as_array(cluster_distance))
 

@@ -65,7 +65,8 @@ class FrameStore:
                 videos=tuple(VideoEntry(**video) for video in doc["videos"]),
             )
         except (ValueError, KeyError, TypeError) as error:
-            raise DataLayoutError(f"{manifest} is not a valid frame store manifest ({error}); re-run `vad extract`")
+            raise DataLayoutError(
+                f"{manifest} is not a valid frame store manifest ({error}); re-run `vad extract`") from None
 
     def split(self, split: Split | str) -> list[VideoEntry]:
         """Videos of one split, in manifest order."""

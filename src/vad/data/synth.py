@@ -9,12 +9,12 @@
 
 Videos are MJPG in AVI, 3-channel BGR of grayscale content. Every video of a seed shares one static,
 smoothly textured background with a lighter horizontal walkway band. Test video `i` (0-based) holds one
-anomaly of kind `ANOMALY_KINDS[i % 3]`:
+anomaly, the kinds of `synth.anomalies` in turn (default: all three of `ANOMALY_KINDS`):
 
 - ``appearance``: a bright cart (wide rectangle with dark wheels, ~3x a pedestrian's area) moving along
   the walkway at walking speed;
 - ``motion_fast``: a normal-looking pedestrian moving 5x faster along the walkway;
-- ``motion_across``: a normal-looking pedestrian crossing the walkway from top to bottom, 4x walking speed.
+- ``motion_across``: a normal-looking pedestrian crossing the walkway from top to bottom, 6x walking speed.
 
 Sizes and speeds scale with the frame height (given here at height 96): pedestrians are ~5x12 px plus a
 head and legs and walk at 1-1.5 px/frame. An anomaly enters after the first 20% of the frames and has
@@ -43,11 +43,11 @@ __all__ = ["generate", "anomaly_kind", "ANOMALY_KINDS"]
 log = logging.getLogger(__name__)
 
 ANOMALY_KINDS = ("appearance", "motion_fast", "motion_across")
-_WALKWAY = (0.32, 0.76)  # walkway band, fractions of the frame height
+_WALKWAY = (0.14, 0.86)  # walkway (a plaza): pedestrians use most of the height, fractions of it
 _SUPERSAMPLE = 4  # sub-samples per pixel side for anti-aliased coverage
 _NOISE_SIGMA = 1.0  # sensor noise, grey levels
 _FAST = 5.0  # speed factor of the motion_fast anomaly
-_ACROSS = 4.0  # crossing speed, multiples of the walking speed (fast and off the path)
+_ACROSS = 6.0  # crossing speed, multiples of the walking speed (fast and off the path)
 _HEAD, _TAIL = 0.20, 0.15  # fractions of frames kept normal at the start / end of a test video
 _MIN_VISIBLE = 10  # frames an anomaly stays in view when the window allows
 _PED_HALF_WIDTH = 5.0  # pedestrian half-width incl. swinging legs, pixels at height 96
@@ -55,9 +55,9 @@ _PED_HALF_WIDTH = 5.0  # pedestrian half-width incl. swinging legs, pixels at he
 _Prim = tuple[str, float, float, float, float]  # (ellipse|rect, cx, cy, rx, ry), pixels
 
 
-def anomaly_kind(index: int) -> str:
-    """Kind of anomaly in test video `index` (0-based): one of `ANOMALY_KINDS`, cycling."""
-    return ANOMALY_KINDS[index % len(ANOMALY_KINDS)]
+def anomaly_kind(index: int, kinds: tuple[str, ...] = ANOMALY_KINDS) -> str:
+    """Kind of anomaly in test video `index` (0-based): `kinds` in turn."""
+    return kinds[index % len(kinds)]
 
 
 @dataclass
@@ -203,7 +203,7 @@ def _render_video(rng: np.random.Generator, params: SynthParams, background: np.
                   kind: str | None) -> tuple[list[np.ndarray], np.ndarray]:
     """Frames (uint8 H x W) and per-frame 0/1 labels of one video."""
     height, width = params.height, params.width
-    count = int(rng.integers(2, 5))
+    count = 3  # a steady crowd: the anomaly, not the head count, should move the score
     walkers = [_pedestrian(rng, 0, height, width, x=float(rng.uniform(0, width))) for _ in range(count)]
     odd = None if kind is None else _anomaly(kind, rng, params.frames, height, width)
     frames, labels = [], np.zeros(params.frames, np.uint8)
@@ -258,7 +258,7 @@ def generate(params: SynthParams, out_dir: Path) -> dict[str, list[tuple[int, in
     for split, count, code in (("train", params.train_videos, 1), ("test", params.test_videos, 2)):
         (out_dir / split).mkdir(parents=True, exist_ok=True)
         for index in range(count):
-            kind = anomaly_kind(index) if split == "test" else None
+            kind = anomaly_kind(index, tuple(params.anomalies)) if split == "test" else None
             rng = np.random.default_rng([seed, code, index])
             frames, labels = _render_video(rng, params, background, kind)
             name = f"{index + 1:02d}"

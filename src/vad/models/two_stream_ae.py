@@ -30,7 +30,7 @@ class Encoder(nn.Module):
         super().__init__()
         widths = [width, 2 * width, 4 * width, 8 * width]
         self.stem = conv3x3(in_channels, width)
-        self.blocks = nn.ModuleList(DownBlock(a, b) for a, b in zip(widths, widths[1:]))
+        self.blocks = nn.ModuleList(DownBlock(a, b) for a, b in zip(widths, widths[1:], strict=False))
         # BatchNorm sits between blocks, none inside them (Sec. 3.1).
         self.norms = nn.ModuleList(
             nn.BatchNorm2d(c) if batchnorm and i < 2 else nn.Identity() for i, c in enumerate(widths[1:])
@@ -45,7 +45,7 @@ class Encoder(nn.Module):
         """(B, Cin, H, W) -> latent z (B, 8w, H/8, W/8), L1-normalised over channels, and the skips."""
         x = F.leaky_relu(self.stem(x), 0.2)
         skips = []
-        for block, norm, attention in zip(self.blocks, self.norms, self.attention):
+        for block, norm, attention in zip(self.blocks, self.norms, self.attention, strict=True):
             x = attention(block(x))
             skips.append(x)
             x = norm(x)
@@ -86,7 +86,7 @@ class MotionAE(nn.Module):
         """(B, T-1, C, H, W) -> (d_hat (B, C, H, W), z_m (B, 8w, H/8, W/8))."""
         z, skips = self.encoder(frames.flatten(1, 2))
         x = z
-        for up, skip in zip(self.up, reversed(skips)):
+        for up, skip in zip(self.up, reversed(skips), strict=True):
             x = up(torch.cat([x, skip], dim=1))
         return self.out(x), z
 

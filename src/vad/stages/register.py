@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -87,12 +88,15 @@ def run(params: Params, frames_dir: Path, pretrain_dir: Path, model_dir: Path, m
             scorer = ClipScorer()
             scorer.load_context(SimpleNamespace(artifacts={"checkpoint": str(model_dir / CHECKPOINT)}))
             signature = infer_signature(example, scorer.predict(None, example))
-            info = mlflow.pyfunc.log_model(
-                name="model", python_model=ClipScorer(), artifacts={"checkpoint": str(model_dir / CHECKPOINT)},
-                signature=signature, input_example=example, registered_model_name=name,
-                code_paths=[str(Path(__file__).resolve().parents[1])],
-                pip_requirements=_requirements(),
-            )
+            package = Path(__file__).resolve().parents[1]
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*type hints.*")  # inputs are checked in predict
+                info = mlflow.pyfunc.log_model(
+                    name="model", python_model=str(package / "serving_model.py"),  # models from code: no pickle
+                    artifacts={"checkpoint": str(model_dir / CHECKPOINT)}, code_paths=[str(package)],
+                    signature=signature, input_example=example, registered_model_name=name,
+                    pip_requirements=_requirements(),
+                )
             version = str(info.registered_model_version)
             for key, value in {"auc_micro": str(metrics["auc_micro"]), "data_fingerprint": data_fingerprint,
                                "run_id": active.info.run_id}.items():
@@ -115,4 +119,5 @@ def run(params: Params, frames_dir: Path, pretrain_dir: Path, model_dir: Path, m
 def _requirements() -> list[str]:
     from importlib.metadata import version
 
-    return [f"{package}=={version(package).split('+')[0]}" for package in ("torch", "numpy", "pandas", "pydantic", "pyyaml")]
+    packages = ("torch", "numpy", "pandas", "pydantic", "pyyaml")
+    return [f"{package}=={version(package).split('+')[0]}" for package in packages]

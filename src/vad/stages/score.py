@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 HEADER = ("video", "frame", "scored", "anomaly", *SCORE_COLUMNS)
 
 
-def score_video(model: torch.nn.Module, clips: ClipSource, batch_size: int, use_clusters: bool) -> dict[str, np.ndarray]:
+def score_video(model: torch.nn.Module, clips: ClipSource, batch_size: int,
+                use_clusters: bool) -> dict[str, np.ndarray]:
     """Raw scores of every clip of one video, in order: clip i ends at frame i + T - 1."""
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in SCORE_COLUMNS}
     for first in range(0, len(clips), batch_size):

@@ -65,7 +65,8 @@ def run(params: Params, frames_dir: Path, init_dir: Path, out_dir: Path, *, prog
     history = fit(model, clips, step, epochs=tp.epochs, batch_size=tp.batch_size, seed=params.seed,
                   checkpoint_path=out_dir / CHECKPOINT, key=key,
                   optimizers={"ae": ae_optimizer, "centers": center_optimizer}, schedulers={"ae": scheduler},
-                  extra={"config": model_config(params), "device": device_name(device)}, name="train", progress=progress)
+                  extra={"config": model_config(params), "device": device_name(device)}, name="train",
+                  progress=progress)
     atomic_write_text(out_dir / "history.json", json.dumps(history, indent=1) + "\n")
     last = history[-1]
     metrics = {"train_loss": last["loss"], "train_clips_per_s": last["clips_per_s"]}

@@ -89,6 +89,17 @@ def test_every_test_video_has_one_anomaly_inside_the_allowed_window(dataset):
 def test_anomaly_kinds_cycle_over_test_videos():
     assert {anomaly_kind(i) for i in range(3)} == set(ANOMALY_KINDS)
     assert anomaly_kind(3) == anomaly_kind(0)
+    assert [anomaly_kind(i, ("motion_fast", "appearance")) for i in range(3)] == [
+        "motion_fast", "appearance", "motion_fast"]
+
+
+def test_anomalies_param_selects_the_kinds(tmp_path):
+    params = PARAMS.model_copy(update={"anomalies": ("appearance",), "test_videos": 2, "train_videos": 1})
+    intervals = generate(params, tmp_path)
+    for name in ("01", "02"):
+        frames = _decode(tmp_path / "test" / f"{name}.avi")
+        labels = _labels(intervals, name)
+        assert frames[labels].max() > frames[~labels].max() + 30  # the bright cart, in both videos
 
 
 def test_same_seed_gives_identical_frames_and_other_seed_differs(dataset, tmp_path):
@@ -130,8 +141,8 @@ def test_across_anomaly_leaves_the_walkway_from_top_to_bottom(dataset):
     frames, labels = _decode(root / "test" / f"{name}.avi"), _labels(intervals, name)
     height = PARAMS.height
     dark = frames < 70  # pedestrians are darker than any background pixel
-    top = dark[:, : int(0.25 * height)].any(axis=(1, 2))
-    bottom = dark[:, int(0.82 * height):].any(axis=(1, 2))
+    top = dark[:, : int(synth._WALKWAY[0] * height)].any(axis=(1, 2))
+    bottom = dark[:, int(synth._WALKWAY[1] * height) + 1:].any(axis=(1, 2))
     assert not (top | bottom)[~labels].any()  # normal pedestrians stay on the walkway
     assert top.any() and bottom.any()
     assert np.flatnonzero(top).min() < np.flatnonzero(bottom).min()

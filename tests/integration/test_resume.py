@@ -1,0 +1,61 @@
+"""A training stage killed mid-run resumes from its last checkpoint and ends as an uninterrupted run."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import torch
+import yaml
+
+from vad.checkpoint import load_checkpoint
+
+
+def _pretrain(params_file, frames, out):
+    return subprocess.Popen([sys.executable, "-m", "vad", "pretrain", "--params", str(params_file),
+                             "--frames", str(frames), "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_killed_pretrain_resumes_to_the_same_weights(tmp_path, frame_store, make_document):
+    epochs = 10
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(make_document(pretrain={"epochs": epochs})))
+    checkpoint = tmp_path / "killed" / "checkpoint.pt"
+
+    process = _pretrain(params_file, frame_store, tmp_path / "killed")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if checkpoint.is_file() and load_checkpoint(checkpoint)["epoch"] >= 2:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    killed_at = load_checkpoint(checkpoint)["epoch"]
+    assert 2 <= killed_at < epochs
+
+    resumed = _pretrain(params_file, frame_store, tmp_path / "killed")
+    log = resumed.communicate(timeout=300)[0]
+    assert resumed.returncode == 0, log
+    assert f"resuming from epoch {killed_at}/{epochs}" in log
+
+    straight = _pretrain(params_file, frame_store, tmp_path / "straight")
+    assert straight.wait(timeout=300) == 0
+
+    a, b = load_checkpoint(checkpoint), load_checkpoint(tmp_path / "straight" / "checkpoint.pt")
+    assert a["epoch"] == b["epoch"] == epochs
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+    for name, tensor in b["model"].items():
+        assert torch.equal(a["model"][name], tensor), name
+
+
+def test_checkpoint_of_other_params_is_not_resumed(tmp_path, frame_store, make_params):
+    from vad.stages import pretrain
+
+    pretrain.run(make_params(pretrain={"epochs": 1}), frame_store, tmp_path / "out")
+    history = pretrain.run(make_params(pretrain={"epochs": 2, "lr": 5e-4}), frame_store, tmp_path / "out")
+    fresh = pretrain.run(make_params(pretrain={"epochs": 2, "lr": 5e-4}), frame_store, tmp_path / "fresh")
+    assert load_checkpoint(tmp_path / "out" / "checkpoint.pt")["history"] == \
+        load_checkpoint(tmp_path / "fresh" / "checkpoint.pt")["history"]
+    assert history.metrics["pretrain_loss"] == fresh.metrics["pretrain_loss"]

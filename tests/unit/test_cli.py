@@ -1,0 +1,58 @@
+"""The `vad` command: user errors print one line naming the input and the fix, exit 2, no traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def vad(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "vad", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def assert_one_line_error(result, *needles):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_help_lists_every_stage():
+    result = vad("--help")
+    assert result.returncode == 0
+    for stage in ["synth", "extract", "pretrain", "init-clusters", "train", "score", "evaluate", "register", "promote"]:
+        assert stage in result.stdout
+
+
+def test_missing_dataset_path(tmp_path):
+    result = vad("extract", "--source", str(tmp_path / "missing"), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert_one_line_error(result, "missing", "does not exist", "--source")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("yaml_text,needles", [
+    ("train:\n  epocs: 3\n", ["unknown key 'train.epocs'"]),
+    ("train:\n  lr: -0.001\n", ["train.lr", "greater than 0"]),
+    ("data:\n  image_size: [100, 100]\n", ["data.image_size", "multiple of 16"]),
+])
+def test_bad_params_file(tmp_path, yaml_text, needles):
+    (tmp_path / "params.yaml").write_text(yaml_text)
+    result = vad("pretrain", "--frames", "f", "--out", "o", cwd=tmp_path)
+    assert_one_line_error(result, "params.yaml", *needles)
+
+
+def test_bad_option_value_names_the_key(tmp_path):
+    result = vad("extract", "--source", ".", "--out", "o", "--size", "50", cwd=tmp_path)
+    assert_one_line_error(result, "data.image_size", "command-line options")
+
+
+def test_missing_frame_store(tmp_path):
+    result = vad("score", "--frames", str(tmp_path / "nothing"), "--model", "m", "--out", "s.csv", cwd=tmp_path)
+    assert_one_line_error(result, "run `vad extract` first")
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = vad("--debug", "extract", "--source", str(tmp_path / "missing"), "--out", "o", cwd=tmp_path)
+    assert result.returncode != 0 and "Traceback" in result.stderr
