@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -89,14 +88,12 @@ def run(params: Params, frames_dir: Path, pretrain_dir: Path, model_dir: Path, m
             scorer.load_context(SimpleNamespace(artifacts={"checkpoint": str(model_dir / CHECKPOINT)}))
             signature = infer_signature(example, scorer.predict(None, example))
             package = Path(__file__).resolve().parents[1]
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*type hints.*")  # inputs are checked in predict
-                info = mlflow.pyfunc.log_model(
-                    name="model", python_model=str(package / "serving_model.py"),  # models from code: no pickle
-                    artifacts={"checkpoint": str(model_dir / CHECKPOINT)}, code_paths=[str(package)],
-                    signature=signature, input_example=example, registered_model_name=name,
-                    pip_requirements=_requirements(),
-                )
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=str(package / "serving_model.py"),  # models from code: no pickle
+                artifacts={"checkpoint": str(model_dir / CHECKPOINT)}, code_paths=[str(package)],
+                signature=signature, input_example=example, registered_model_name=name,
+                pip_requirements=_requirements(),
+            )
             version = str(info.registered_model_version)
             for key, value in {"auc_micro": str(metrics["auc_micro"]), "data_fingerprint": data_fingerprint,
                                "run_id": active.info.run_id}.items():
