@@ -63,13 +63,30 @@ def cmd_synth(args: argparse.Namespace) -> None:
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
+    from vad.data.sources import resolve_source
     from vad.stages import extract
 
     size = args.size[0] if args.size and len(args.size) == 1 else args.size
     params = _params(args, {"data": {"image_size": size, "channels": args.channels, "format": args.format,
                                      "dataset": args.dataset, "clip_len": args.clip_len}})
-    result = extract.run(params.data, Path(args.source), Path(args.out), progress=_progress())
+    source = resolve_source(args.source, Path(args.cache_dir), sha256=args.sha256, progress=_progress())
+    result = extract.run(params.data, source, Path(args.out), workers=args.workers, skip_corrupt=args.skip_corrupt,
+                         progress=_progress())
     _write_metrics(args.metrics, result.metrics)
+
+
+def cmd_validate(args: argparse.Namespace) -> None:
+    from vad.stages import validate
+
+    params = _params(args)
+    validate.run(params.data, Path(args.frames), Path(args.report))
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> None:
+    from vad.data.catalog import fetch
+
+    folder = fetch(args.name, Path(args.out), progress=_progress())
+    print(folder)
 
 
 def _train_overrides(args: argparse.Namespace, section: str) -> dict[str, dict[str, Any]]:
@@ -155,14 +172,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--seed", type=int)
 
     sub = command("extract", cmd_extract, "decode a dataset into the frame store")
-    sub.add_argument("--source", required=True, help="dataset folder")
+    sub.add_argument("--source", required=True, help="dataset folder, s3://bucket/prefix or http(s):// archive")
     sub.add_argument("--out", required=True, help="frame store folder to write")
-    sub.add_argument("--format", help="dataset layout (videos)")
+    sub.add_argument("--format", help="dataset layout: auto, ucsd, frames, avenue, shanghaitech or videos")
+    sub.add_argument("--workers", type=int, help="decoding processes (default: all cores)")
+    sub.add_argument("--skip-corrupt", action="store_true", help="skip and report videos that cannot be decoded")
+    sub.add_argument("--cache-dir", default=".vad-cache", help="where s3:// and http(s):// sources are downloaded")
+    sub.add_argument("--sha256", help="expected sha256 of an http(s) archive")
     sub.add_argument("--size", type=int, nargs="+", help="N for N x N, or H W")
     sub.add_argument("--channels", type=int, choices=[1, 3])
     sub.add_argument("--clip-len", type=int)
     sub.add_argument("--dataset", help="dataset name (registered model: vad-<dataset>)")
     sub.add_argument("--metrics")
+
+    sub = command("validate", cmd_validate, "check the frame store with great-expectations before training")
+    sub.add_argument("--frames", required=True)
+    sub.add_argument("--report", required=True, help="JSON validation report to write")
+
+    data = commands.add_parser("data", help="dataset helpers", description="dataset helpers")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
+    fetch = data_commands.add_parser("fetch", help="download a public dataset (ped1, ped2, avenue)")
+    fetch.add_argument("name")
+    fetch.add_argument("--out", default="data/downloads")
+    fetch.set_defaults(handler=cmd_data_fetch)
 
     sub = command("pretrain", cmd_pretrain, "pretrain both autoencoders")
     sub.add_argument("--frames", required=True)

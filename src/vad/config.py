@@ -31,6 +31,11 @@ class _Section(BaseModel):
 class Layout(str, Enum):
     """Input dataset layouts `vad extract` reads (see DESIGN.md, "Input layouts")."""
 
+    AUTO = "auto"
+    UCSD = "ucsd"
+    FRAMES = "frames"
+    AVENUE = "avenue"
+    SHANGHAITECH = "shanghaitech"
     VIDEOS = "videos"
 
 

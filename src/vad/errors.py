@@ -1,6 +1,6 @@
 """Errors a user can cause. The CLI prints their message on one line and exits with code 2."""
 
-__all__ = ["VadError", "ConfigError", "DataError", "DataLayoutError", "TrackingError"]
+__all__ = ["VadError", "ConfigError", "DataError", "CorruptMediaError", "DataLayoutError", "TrackingError"]
 
 
 class VadError(Exception):
@@ -13,6 +13,10 @@ class ConfigError(VadError, ValueError):
 
 class DataError(VadError, ValueError):
     """Input data is unreadable, too short or inconsistent with its labels."""
+
+
+class CorruptMediaError(DataError):
+    """A video or image cannot be decoded (missing, empty, truncated or corrupt)."""
 
 
 class DataLayoutError(VadError, FileNotFoundError):

@@ -40,7 +40,8 @@ def test_dvc_repro_runs_every_stage_registers_and_is_then_up_to_date(tmp_path, m
     dvc = [sys.executable, "-m", "dvc"]
 
     log = _run([*dvc, "repro"], project, env)
-    for stage in ["synth", "extract", "pretrain", "init_clusters", "train", "score", "evaluate", "register"]:
+    stages = ["synth", "extract", "validate", "pretrain", "init_clusters", "train", "score", "evaluate", "register"]
+    for stage in stages:
         assert f"Running stage '{stage}'" in log
 
     summary = json.loads((project / "reports" / "register.json").read_text())

@@ -1,5 +1,6 @@
 """The real UCSD Ped2 (../shared/data/ped2, videos layout) through `vad extract`; skipped where absent."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,8 @@ from vad.config import DataParams
 from vad.data.store import FrameStore
 from vad.stages import extract
 
-PED2 = Path(__file__).resolve().parents[3] / "shared" / "data" / "ped2"
+# The real Ped2 sits beside the repository (../shared/data/ped2); VAD_PED2_DIR points elsewhere.
+PED2 = Path(os.environ.get("VAD_PED2_DIR") or Path(__file__).resolve().parents[3] / "shared" / "data" / "ped2")
 pytestmark = pytest.mark.skipif(not (PED2 / "labels.csv").is_file(), reason=f"real Ped2 not found at {PED2}")
 
 

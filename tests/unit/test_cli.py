@@ -28,7 +28,7 @@ def test_help_lists_every_stage():
 
 def test_missing_dataset_path(tmp_path):
     result = vad("extract", "--source", str(tmp_path / "missing"), "--out", str(tmp_path / "out"), cwd=tmp_path)
-    assert_one_line_error(result, "missing", "does not exist", "--source")
+    assert_one_line_error(result, "missing", "does not exist", "s3://bucket/prefix")
     assert not (tmp_path / "out").exists()
 
 

@@ -31,6 +31,9 @@ class VideoRecord:
         frame_paths: Frame images in temporal order (image-sequence layouts); empty for a video file.
         intervals: Abnormal frame intervals, 0-based inclusive. None: the video carries no labels;
             an empty tuple: labelled, no abnormal frame.
+        frame_labels: Per-frame 0/1 labels where the source gives them per frame (masks, .npy);
+            takes precedence over `intervals`.
+        labels_source: The file the labels came from, for error messages.
     """
 
     video_id: str
@@ -38,12 +41,24 @@ class VideoRecord:
     source: Path
     frame_paths: tuple[Path, ...] = ()
     intervals: tuple[tuple[int, int], ...] | None = field(default=None)
+    frame_labels: np.ndarray | None = field(default=None, compare=False)
+    labels_source: Path | None = None
 
     def labels(self, n_frames: int) -> np.ndarray | None:
-        """Per-frame 0/1 labels (uint8) for a video of `n_frames` frames, or None when unlabelled."""
+        """Per-frame 0/1 labels (uint8) for a video of `n_frames` frames, or None when unlabelled.
+
+        Raises:
+            DataError: the labels do not fit the video's length.
+        """
+        where = f"labels of video '{self.video_id}'" + (f" ({self.labels_source})" if self.labels_source else "")
+        if self.frame_labels is not None:
+            if len(self.frame_labels) != n_frames:
+                raise DataError(f"{where}: {len(self.frame_labels)} labels for {n_frames} frames; "
+                                f"the labels file must have one entry per frame")
+            return (np.asarray(self.frame_labels) != 0).astype(np.uint8)
         if self.intervals is None:
             return None
-        return intervals_to_labels(self.intervals, n_frames, f"labels of video '{self.video_id}'")
+        return intervals_to_labels(self.intervals, n_frames, where)
 
 
 def intervals_to_labels(intervals: tuple[tuple[int, int], ...], n_frames: int, what: str) -> np.ndarray:

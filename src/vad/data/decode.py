@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vad.errors import DataError
+from vad.errors import CorruptMediaError
 
 __all__ = ["iter_frames", "prepare_frame"]
 
@@ -22,12 +22,15 @@ def prepare_frame(image: np.ndarray, size: tuple[int, int], channels: int) -> np
 
     if image.ndim == 3 and image.shape[2] == 4:
         image = image[:, :, :3]
+    if image.dtype != np.uint8:  # 16-bit TIFFs and the like
+        image = cv2.convertScaleAbs(image, alpha=255.0 / max(float(image.max()), 1.0))
     height, width = size
+    # Grayscale first: resizing one channel is cheaper than three.
+    if channels == 1 and image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     if image.shape[:2] != (height, width):
         image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
     if channels == 1:
-        if image.ndim == 3:
-            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         return image[:, :, None]
     if image.ndim == 2:
         return np.repeat(image[:, :, None], 3, axis=2)
@@ -36,10 +39,10 @@ def prepare_frame(image: np.ndarray, size: tuple[int, int], channels: int) -> np
 
 def iter_frames(source: Path, size: tuple[int, int], channels: int,
                 frame_paths: tuple[Path, ...] = ()) -> Iterator[np.ndarray]:
-    """Yield the frames of a video file (or of `frame_paths`, in order), resized.
+    """Yield the frames of a video file (or of `frame_paths`, in order), resized, one at a time.
 
     Raises:
-        DataError: the file cannot be opened or decoded, naming it.
+        CorruptMediaError: a file cannot be opened or decoded, or a video stops before its last frame.
     """
     import cv2
 
@@ -47,15 +50,18 @@ def iter_frames(source: Path, size: tuple[int, int], channels: int,
         for index, path in enumerate(frame_paths):
             image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
             if image is None:
-                raise DataError(f"cannot decode frame {index} of {source}: {path} is corrupt or not an image")
+                raise CorruptMediaError(f"cannot decode frame {index} of {source}: {path} is corrupt or not an "
+                                        f"image; replace it, or pass --skip-corrupt to skip the video")
             yield prepare_frame(image, size, channels)
         return
     if not source.is_file() or source.stat().st_size == 0:
-        raise DataError(f"video {source} is missing or empty; replace it or remove it from the dataset")
+        raise CorruptMediaError(f"video {source} is missing or empty; replace it or remove it from the dataset")
     capture = cv2.VideoCapture(str(source))
     try:
         if not capture.isOpened():
-            raise DataError(f"cannot open video {source}: corrupt or unsupported codec; re-encode it (e.g. H.264 mp4)")
+            raise CorruptMediaError(f"cannot open video {source}: corrupt or unsupported codec; re-encode it "
+                                    f"(e.g. H.264 mp4) or pass --skip-corrupt")
+        expected = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         index = 0
         while True:
             ok, image = capture.read()
@@ -64,6 +70,9 @@ def iter_frames(source: Path, size: tuple[int, int], channels: int,
             yield prepare_frame(image, size, channels)
             index += 1
         if index == 0:
-            raise DataError(f"video {source} has no decodable frame; it is corrupt or empty, replace it")
+            raise CorruptMediaError(f"video {source} has no decodable frame; it is corrupt or empty, replace it")
+        if expected > 0 and index < expected:
+            raise CorruptMediaError(f"video {source}: decoding stopped at frame {index} of {expected}; the file is "
+                                    f"truncated or corrupt, replace it or pass --skip-corrupt")
     finally:
         capture.release()

@@ -144,3 +144,38 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
         os.replace(target, old)
     os.replace(tmp, target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+class NpyAppender:
+    """Write a uint8 .npy array frame by frame, without knowing the frame count in advance.
+
+    A fixed-size header is written first and rewritten with the final shape on `close`, so memory stays at
+    one frame whatever the video length.
+    """
+
+    _HEADER_BYTES = 128  # magic + version + length + dict, padded; multiple of 64 as the format requires
+
+    def __init__(self, path: Path, frame_shape: tuple[int, ...]) -> None:
+        self.path, self.frame_shape, self.count = path, tuple(frame_shape), 0
+        self._handle = open(path, "wb")
+        self._handle.write(self._header())
+
+    def _header(self) -> bytes:
+        shape = (self.count, *self.frame_shape)
+        text = f"{{'descr': '|u1', 'fortran_order': False, 'shape': {shape}, }}"
+        body = text.ljust(self._HEADER_BYTES - 10 - 1) + "\n"
+        return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body.encode("latin1")
+
+    def append(self, frame: np.ndarray) -> None:
+        """Append one frame of `frame_shape`, uint8."""
+        if frame.shape != self.frame_shape or frame.dtype != np.uint8:
+            raise ValueError(f"frame {frame.shape} {frame.dtype} does not match {self.frame_shape} uint8")
+        self._handle.write(np.ascontiguousarray(frame).tobytes())
+        self.count += 1
+
+    def close(self) -> int:
+        """Finalise the header; returns the number of frames written."""
+        self._handle.seek(0)
+        self._handle.write(self._header())
+        self._handle.close()
+        return self.count
