@@ -53,8 +53,9 @@ def fit(model: torch.nn.Module, clips: ClipSource, step: StepFn, *, epochs: int,
         name: str = "train", progress: bool = False) -> list[dict[str, float]]:
     """Run `epochs` epochs of `step` over shuffled batches, checkpointing atomically after each epoch.
 
-    A checkpoint at `checkpoint_path` written with the same `key` is resumed from its last epoch; one with
-    another key (other params or inputs) is ignored and overwritten.
+    An unfinished checkpoint at `checkpoint_path` written with the same `key` is resumed from its last epoch.
+    A finished one, or one with another key (other params or inputs), is ignored and overwritten: re-running
+    a stage that completed recomputes it, as DVC expects (its code may have changed).
 
     Returns:
         One dict per epoch: mean of each loss, clips/s, seconds.
@@ -64,17 +65,17 @@ def fit(model: torch.nn.Module, clips: ClipSource, step: StepFn, *, epochs: int,
     start = 0
     if checkpoint_path.is_file():
         state = load_checkpoint(checkpoint_path)
-        if state.get("key") == key:
+        if state.get("key") == key and int(state["epoch"]) < epochs:
             model.load_state_dict(state["model"])
             for label, optimizer in optimizers.items():
                 optimizer.load_state_dict(state["optimizers"][label])
             for label, scheduler in schedulers.items():
                 scheduler.load_state_dict(state["schedulers"][label])
             history, start = list(state["history"]), int(state["epoch"])
-            if start < epochs:
-                log.info("%s: resuming from epoch %d/%d (%s)", name, start, epochs, checkpoint_path)
+            log.info("%s: resuming from epoch %d/%d (%s)", name, start, epochs, checkpoint_path)
         else:
-            log.info("%s: ignoring %s (written for other params or inputs)", name, checkpoint_path)
+            log.info("%s: starting afresh over %s (finished, or written for other params or inputs)", name,
+                     checkpoint_path)
     model.train()
     for epoch in range(start, epochs):
         order = _epoch_order(len(clips), seed, epoch)

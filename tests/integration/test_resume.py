@@ -61,3 +61,18 @@ def test_checkpoint_of_other_params_is_not_resumed(tmp_path, frame_store, make_p
 
     assert losses("out") == losses("fresh") and len(losses("out")) == 2
     assert history.metrics["pretrain_loss"] == fresh.metrics["pretrain_loss"]
+
+
+def test_finished_checkpoint_is_recomputed_not_reused(tmp_path, frame_store, make_params):
+    from vad.stages import pretrain
+
+    params = make_params(pretrain={"epochs": 1})
+    pretrain.run(params, frame_store, tmp_path / "out")
+    first = load_checkpoint(tmp_path / "out" / "checkpoint.pt")
+    # Corrupt the finished weights: a re-run must retrain, not hand them back.
+    first["model"] = {k: torch.zeros_like(v) for k, v in first["model"].items()}
+    torch.save(first, tmp_path / "out" / "checkpoint.pt")
+    pretrain.run(params, frame_store, tmp_path / "out")
+    again = load_checkpoint(tmp_path / "out" / "checkpoint.pt")
+    assert any(v.abs().sum() > 0 for v in again["model"].values())
+    assert len(again["history"]) == 1
