@@ -170,7 +170,7 @@ class NpyAppender:
         """Append one frame of `frame_shape`, uint8."""
         if frame.shape != self.frame_shape or frame.dtype != np.uint8:
             raise ValueError(f"frame {frame.shape} {frame.dtype} does not match {self.frame_shape} uint8")
-        self._handle.write(np.ascontiguousarray(frame).tobytes())
+        self._handle.write(np.ascontiguousarray(frame).data)  # no copy for contiguous frames
         self.count += 1
 
     def close(self) -> int:

@@ -134,9 +134,11 @@ def _decode_all(todo: list[VideoRecord], tmp: Path, params: DataParams, workers:
             if bar:
                 bar.update()
     else:
+        # Largest sources first, so no worker is left alone with a long video at the end.
+        ordered = sorted(todo, key=lambda r: -sum(p.stat().st_size for p in (r.frame_paths or (r.source,))))
         with ProcessPoolExecutor(workers) as pool:
             futures = {pool.submit(_decode_video, r, paths[r.video_id], params.image_size, params.channels): r
-                       for r in todo}
+                       for r in ordered}
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_EXCEPTION)
