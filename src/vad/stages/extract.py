@@ -108,6 +108,8 @@ def run(params: DataParams, source: Path, out_dir: Path, *, workers: int | None 
 def _decode_all(todo: list[VideoRecord], tmp: Path, params: DataParams, workers: int, skip_corrupt: bool,
                 counts: dict[str, int], skipped: list[str], progress: bool) -> None:
     """Decode `todo` into tmp/frames, filling `counts`; corrupt videos go to `skipped` if allowed."""
+    started = time.perf_counter()
+
     def finish(record: VideoRecord, outcome) -> None:
         if isinstance(outcome, CorruptMediaError) and skip_corrupt:
             skipped.append(record.video_id)
@@ -117,6 +119,9 @@ def _decode_all(todo: list[VideoRecord], tmp: Path, params: DataParams, workers:
             raise outcome
         else:
             counts[record.video_id] = outcome
+        if bar:
+            bar.set_postfix(frames_per_s=f"{sum(counts.values()) / (time.perf_counter() - started):.0f}")
+            bar.update()
 
     bar = None
     if progress:
@@ -131,8 +136,6 @@ def _decode_all(todo: list[VideoRecord], tmp: Path, params: DataParams, workers:
             except CorruptMediaError as error:
                 outcome = error
             finish(record, outcome)
-            if bar:
-                bar.update()
     else:
         # Largest sources first, so no worker is left alone with a long video at the end.
         ordered = sorted(todo, key=lambda r: -sum(p.stat().st_size for p in (r.frame_paths or (r.source,))))
@@ -150,8 +153,6 @@ def _decode_all(todo: list[VideoRecord], tmp: Path, params: DataParams, workers:
                         for other in pending:
                             other.cancel()
                         raise
-                    if bar:
-                        bar.update()
     if bar:
         bar.close()
 
