@@ -15,29 +15,56 @@ from vad.checkpoint import CHECKPOINT, load_checkpoint
 from vad.config import Params
 from vad.data.base import Split
 from vad.data.clips import ClipSource
-from vad.data.store import FrameStore, atomic_write_text
+from vad.data.store import FrameStore, VideoEntry, atomic_write_text
 from vad.metrics import anomaly_from_regularity
 from vad.models import build_model
 from vad.scoring import SCORE_COLUMNS, clip_scores
 from vad.stages import StageResult
 from vad.training import select_device
 
-__all__ = ["run", "score_video", "HEADER"]
+__all__ = ["run", "score_clips", "HEADER"]
 
 log = logging.getLogger(__name__)
 
 HEADER = ("video", "frame", "scored", "anomaly", *SCORE_COLUMNS)
 
 
-def score_video(model: torch.nn.Module, clips: ClipSource, batch_size: int,
+# Test videos are scored in groups of at most this many frames (uint8 on the device), in large batches
+# that run across video boundaries.
+GROUP_BYTES = 1 << 30
+
+
+def _groups(videos: list[VideoEntry], frame_bytes: int) -> list[list[VideoEntry]]:
+    groups: list[list[VideoEntry]] = [[]]
+    size = 0
+    for video in videos:
+        if groups[-1] and size + video.frames * frame_bytes > GROUP_BYTES:
+            groups.append([])
+            size = 0
+        groups[-1].append(video)
+        size += video.frames * frame_bytes
+    return groups
+
+
+def score_clips(model: torch.nn.Module, clips: ClipSource, batch_size: int,
                 use_clusters: bool) -> dict[str, np.ndarray]:
-    """Raw scores of every clip of one video, in order: clip i ends at frame i + T - 1."""
+    """Raw scores of every clip of `clips`, in order (video by video; clip i of a video ends at frame i+T-1)."""
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in SCORE_COLUMNS}
     for first in range(0, len(clips), batch_size):
         indices = torch.arange(first, min(first + batch_size, len(clips)))
         for name, values in clip_scores(model, clips.batch(indices), use_clusters).items():
             parts[name].append(values.cpu())
     return {name: torch.cat(values).double().numpy() for name, values in parts.items()}
+
+
+def _write_video(writer, video: VideoEntry, raw: dict[str, np.ndarray], clip_len: int) -> None:
+    anomaly = anomaly_from_regularity(raw["fused"])
+    for frame in range(video.frames):
+        if frame < clip_len - 1:  # no full clip ends here: reported as unscored, never filled in
+            writer.writerow((video.id, frame, 0, "", "", "", ""))
+            continue
+        i = frame - clip_len + 1
+        writer.writerow((video.id, frame, 1, _format(anomaly[i]), *(_format(raw[c][i]) for c in SCORE_COLUMNS)))
 
 
 def _format(value: float) -> str:
@@ -56,16 +83,16 @@ def run(params: Params, frames_dir: Path, model_dir: Path, out_path: Path) -> St
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(HEADER)
     started, scored = time.perf_counter(), 0
-    for video in store.split(Split.TEST):
-        clips = ClipSource(store, [video], clip_len, device)
-        raw = score_video(model, clips, params.score.batch_size, params.model.kmeans)
-        anomaly = anomaly_from_regularity(raw["fused"])
-        for frame in range(video.frames):
-            if frame < clip_len - 1:  # no full clip ends here: reported as unscored, never filled in
-                writer.writerow((video.id, frame, 0, "", "", "", ""))
-                continue
-            i = frame - clip_len + 1
-            writer.writerow((video.id, frame, 1, _format(anomaly[i]), *(_format(raw[c][i]) for c in SCORE_COLUMNS)))
+    frame_bytes = params.data.image_size[0] * params.data.image_size[1] * params.data.channels
+    for group in _groups(store.split(Split.TEST), frame_bytes):
+        clips = ClipSource(store, group, clip_len, device)
+        scores = score_clips(model, clips, params.score.batch_size, params.model.kmeans)
+        first = 0
+        for video in group:
+            count = video.frames - clip_len + 1
+            raw = {name: values[first : first + count] for name, values in scores.items()}
+            first += count
+            _write_video(writer, video, raw, clip_len)
         scored += len(clips)
     seconds = time.perf_counter() - started
     atomic_write_text(out_path, buffer.getvalue())
