@@ -147,6 +147,51 @@ def cmd_promote(args: argparse.Namespace) -> None:
     print(decision.reason)
 
 
+def _pipelines(module: str):
+    """Import `pipelines.<module>` from the working directory: the Kubeflow code lives at the repository root."""
+    import importlib
+
+    root = Path.cwd()
+    if not (root / "pipelines" / "vad_pipeline.py").is_file():
+        raise VadError(f"no pipelines/vad_pipeline.py in {root}; run `vad pipeline` from the repository root")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return importlib.import_module(f"pipelines.{module}")
+
+
+def _preset(value: str) -> str | dict[str, Any]:
+    """A preset name or JSON document as is; a .yaml/.yml file read into a params document."""
+    if not value.endswith((".yaml", ".yml")):
+        return value
+    from vad.config import load_params
+
+    return load_params(value).model_dump(mode="json", by_alias=True)
+
+
+def cmd_pipeline_compile(args: argparse.Namespace) -> None:
+    compile_module = _pipelines("compile")
+    print(compile_module.compile_pipeline(args.out or compile_module.PACKAGE))
+
+
+def cmd_pipeline_run_local(args: argparse.Namespace) -> None:
+    run_local = _pipelines("local").run_local
+    try:
+        root = run_local(args.dataset, mlflow_tracking_uri=args.tracking_uri, preset=_preset(args.preset),
+                         dataset_format=args.format, model_name=args.model_name, pipeline_root=args.root)
+    except RuntimeError as error:  # kfp.local: a task failed; its log, printed above, ends with the reason
+        raise VadError(f"{' '.join(str(error).split())}; see the failing task's log above") from None
+    print(root)
+
+
+def cmd_pipeline_submit(args: argparse.Namespace) -> None:
+    submit = _pipelines("submit").submit
+    params = {"dataset_uri": args.dataset, "mlflow_tracking_uri": args.tracking_uri, "preset": _preset(args.preset),
+              "dataset_format": args.format, "model_name": args.model_name}
+    result = submit(args.host, args.package or _pipelines("compile").PACKAGE, args.experiment, params,
+                    recurring_cron=args.cron)
+    print(json.dumps(result))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `vad` (no heavy imports)."""
     parser = argparse.ArgumentParser(prog="vad", description=__doc__.splitlines()[0])
@@ -195,6 +240,38 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("name")
     fetch.add_argument("--out", default="data/downloads")
     fetch.set_defaults(handler=cmd_data_fetch)
+
+    pipeline = commands.add_parser("pipeline", help="the Kubeflow pipeline (run from the repository root)",
+                                   description="compile, run locally or submit the Kubeflow pipeline; run from the "
+                                               "repository root, which holds components/ and pipelines/")
+    pipeline_commands = pipeline.add_subparsers(dest="pipeline_command", required=True, metavar="COMMAND")
+    sub = pipeline_commands.add_parser("compile", help="compile pipelines/vad_pipeline.yaml (image: $VAD_IMAGE)")
+    sub.add_argument("--out", help="YAML to write (default: pipelines/vad_pipeline.yaml)")
+    sub.set_defaults(handler=cmd_pipeline_compile)
+
+    def pipeline_arguments(sub: argparse.ArgumentParser, preset: str) -> None:
+        sub.add_argument("--dataset", required=True, help="dataset URI: folder, s3://, http(s):// archive or "
+                                                          "dvc://<repo>#<path>[@<rev>]")
+        sub.add_argument("--preset", default=preset, help=f"ped2, avenue, shanghaitech, a params document as JSON or "
+                                                          f"a params YAML file (default: {preset})")
+        sub.add_argument("--format", default="auto", help="dataset layout (default: auto)")
+        sub.add_argument("--model-name", default="", help="registered model name (default: the preset's)")
+
+    sub = pipeline_commands.add_parser("run-local", help="run the whole DAG here with kfp's local runner")
+    pipeline_arguments(sub, "params.yaml")
+    sub.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    sub.add_argument("--root", default=".kfp-local", help="folder for the task artifacts (default: .kfp-local)")
+    sub.set_defaults(handler=cmd_pipeline_run_local)
+
+    sub = pipeline_commands.add_parser("submit", help="upload the compiled pipeline to Kubeflow and start a run")
+    sub.add_argument("--host", required=True, help="Kubeflow Pipelines API endpoint")
+    pipeline_arguments(sub, "ped2")
+    sub.add_argument("--tracking-uri", default="", help="MLflow tracking URI as the cluster reaches it (default: "
+                                                        "MLFLOW_TRACKING_URI of the vad-mlflow secret)")
+    sub.add_argument("--experiment", default="vad", help="Kubeflow experiment (default: vad)")
+    sub.add_argument("--cron", help="also schedule retraining: six-field cron, seconds first, e.g. '0 0 3 * * 1'")
+    sub.add_argument("--package", help="compiled pipeline (default: pipelines/vad_pipeline.yaml)")
+    sub.set_defaults(handler=cmd_pipeline_submit)
 
     sub = command("pretrain", cmd_pretrain, "pretrain both autoencoders")
     sub.add_argument("--frames", required=True)

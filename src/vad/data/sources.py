@@ -1,4 +1,4 @@
-"""Where a dataset comes from: a local folder, an S3 prefix or an HTTP(S) archive.
+"""Where a dataset comes from: a local folder, an S3 prefix, an HTTP(S) archive or a folder in a DVC repository.
 
 `resolve_source` turns each of them into a local folder that `vad extract` can read:
 
@@ -6,6 +6,14 @@
       s3/<bucket>/<prefix>/...          mirror of the objects under s3://<bucket>/<prefix>
       s3/.index/<bucket>-<hash>.json    ETag and size of each mirrored object (incremental re-runs)
       http/<archive>-<hash>/...         one unpacked archive per URL and sha256
+      dvc/<folder>-<hash>/...           the folder read from a DVC repository (fetched again on every call)
+
+A DVC source is `dvc://<repo>#<path>[@<rev>]`: `<repo>` is a Git URL (`https://...`, `ssh://...`,
+`git@host:org/repo.git`) or a local path (`dvc:///abs/repo`, `dvc://relative/repo`) of a DVC repository,
+`<path>` the folder inside it (tracked by DVC or Git) and `<rev>` any Git revision (branch, tag, commit; default:
+the default branch, or the working tree of a local repository). It is read with `dvc.api.DVCFileSystem`, which
+pulls DVC-tracked files from the repository's cache or its default remote. A path that itself holds "@" needs an
+explicit `@<rev>`. Example: `dvc://https://github.com/org/datasets#ped2/videos@v1.0`.
 
 The S3 endpoint and credentials come from the standard AWS variables, which boto3 reads itself
 (AWS_ENDPOINT_URL or AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...).
@@ -33,12 +41,13 @@ from pathlib import Path, PurePosixPath
 from vad.data.store import atomic_dir, atomic_write_text
 from vad.errors import DataError, DataLayoutError, VadError
 
-__all__ = ["resolve_source", "ARCHIVE_SUFFIXES"]
+__all__ = ["resolve_source", "parse_dvc_uri", "ARCHIVE_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
-SUPPORTED = "a local folder, s3://bucket/prefix or an http(s):// archive (.tar.gz, .tgz, .tar, .zip)"
+SUPPORTED = ("a local folder, s3://bucket/prefix, an http(s):// archive (.tar.gz, .tgz, .tar, .zip) or "
+             "dvc://<repo>#<path>[@<rev>]")
 CHUNK_BYTES = 1 << 20
 _AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken", "ExpiredToken",
                "Forbidden", "403", "AllAccessDisabled"}
@@ -50,8 +59,9 @@ def resolve_source(source: str | Path, cache_dir: Path, *, sha256: str | None = 
     """Return a local folder holding the dataset that `source` names, downloading it into `cache_dir` if needed.
 
     Args:
-        source: A local folder (returned as is), `s3://bucket/prefix` (mirrored incrementally) or an
-            `http(s)://` URL of a .tar.gz/.tgz/.tar/.zip archive (downloaded and unpacked once).
+        source: A local folder (returned as is), `s3://bucket/prefix` (mirrored incrementally), an
+            `http(s)://` URL of a .tar.gz/.tgz/.tar/.zip archive (downloaded and unpacked once) or
+            `dvc://<repo>#<path>[@<rev>]`, a folder in a DVC repository (see the module docstring).
         cache_dir: Folder for mirrors and unpacked archives; see the module docstring for its layout.
         sha256: Expected hex SHA-256 of the archive (HTTP only); None skips the check.
         workers: Parallel S3 downloads.
@@ -74,6 +84,8 @@ def resolve_source(source: str | Path, cache_dir: Path, *, sha256: str | None = 
         return _resolve_s3(text, Path(cache_dir), workers, progress)
     if scheme in ("http", "https"):
         return _resolve_http(text, Path(cache_dir), sha256, progress)
+    if scheme == "dvc":
+        return _resolve_dvc(text, Path(cache_dir))
     raise DataError(f"unsupported dataset source {text} (scheme {scheme}://); pass {SUPPORTED}")
 
 
@@ -318,3 +330,64 @@ def _descend(folder: Path) -> Path:
     if len(entries) == 1 and entries[0].is_dir():
         return entries[0]
     return folder
+
+
+# ---------------------------------------------------------------- DVC repositories
+
+
+def parse_dvc_uri(uri: str) -> tuple[str, str, str | None]:
+    """Split `dvc://<repo>#<path>[@<rev>]` into (repo, path, rev); rev is None when absent.
+
+    >>> parse_dvc_uri("dvc://https://github.com/org/data#ped2/videos@v1.0")
+    ('https://github.com/org/data', 'ped2/videos', 'v1.0')
+    >>> parse_dvc_uri("dvc:///srv/repo#data/raw")
+    ('/srv/repo', 'data/raw', None)
+    """
+    repo, hash_sign, fragment = uri[len("dvc://"):].rpartition("#")
+    path, at_sign, rev = fragment.rpartition("@") if "@" in fragment else (fragment, "", "")
+    path = path.strip("/")
+    if not hash_sign or not repo or not path or (at_sign and not rev) or ".." in PurePosixPath(path).parts:
+        raise DataError(f"{uri} is not a valid DVC source; use dvc://<repo-url-or-path>#<path>[@<rev>], "
+                        "e.g. dvc://https://github.com/org/data#ped2/videos@v1.0")
+    return repo, path, rev or None
+
+
+def _resolve_dvc(uri: str, cache_dir: Path) -> Path:
+    from dvc.api import DVCFileSystem
+    from dvc.exceptions import DvcException
+    from dvc.scm import CloneError, RevError
+
+    repo, path, rev = parse_dvc_uri(uri)
+    where = f"{path} in the DVC repository {repo}" + (f" at {rev}" if rev else "")
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", PurePosixPath(path).name).strip("._") or "data"
+    target = cache_dir / "dvc" / f"{name}-{hashlib.sha256(uri.encode()).hexdigest()[:12]}"
+    fs = None
+    try:
+        fs = DVCFileSystem(repo, rev=rev)
+        fs.repo  # noqa: B018 - opens (clones) the repository now: `exists` would hide a bad repo or rev
+        if not fs.exists(path):
+            raise DataLayoutError(f"{where} does not exist; fix the path after '#' in {uri}")
+        if not fs.isdir(path):
+            raise DataLayoutError(f"{where} is a file, not a folder; point the path after '#' at the dataset folder")
+        with atomic_dir(target) as tmp:
+            fs.get(f"{path}/", f"{tmp}/", recursive=True)
+    except VadError:
+        raise
+    except CloneError:
+        raise DataError(f"cannot open or clone the Git repository {repo} of {uri}; check its URL or path and the "
+                        "Git credentials") from None
+    except RevError:
+        raise DataError(f"unknown Git revision {rev!r} of {repo}; fix the part after '@' in {uri}") from None
+    except DvcException as error:
+        reason = " ".join(str(error).split()) or error.__class__.__name__
+        raise DataError(f"cannot read {where} ({reason}); check that the repository exists and is a DVC "
+                        "repository, and that its remote is reachable with the configured credentials") from None
+    except OSError as error:  # a file listed in the repository but missing from its cache and remote
+        reason = " ".join(str(error).split()) or error.__class__.__name__
+        raise DataError(f"cannot read {where} ({reason}); run `dvc push` in that repository or check its "
+                        "remote") from None
+    finally:
+        if fs is not None:
+            fs.close()
+    log.info("%s: %d files into %s", uri, sum(1 for p in target.rglob("*") if p.is_file()), target)
+    return target

@@ -1,0 +1,37 @@
+"""The whole DAG through kfp's local SubprocessRunner: S3 dataset in, model registered in a real MLflow server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pipelines.local import run_local
+
+
+def upload(bucket: str, prefix: str, root) -> None:
+    import boto3
+
+    client = boto3.session.Session().client("s3")
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(root).as_posix()}")
+
+
+def test_pipeline_runs_locally_from_s3_and_registers_the_champion(s3_bucket, raw_dataset, make_document,
+                                                                   mlflow_server, tmp_path):
+    import mlflow
+
+    upload(s3_bucket, "datasets/tiny", raw_dataset)
+    root = run_local(f"s3://{s3_bucket}/datasets/tiny", mlflow_tracking_uri=mlflow_server,
+                     preset=make_document(), dataset_format="videos", model_name="vad-kfp-local",
+                     pipeline_root=tmp_path / "root")
+
+    client = mlflow.MlflowClient(mlflow_server)
+    champion = client.get_model_version_by_alias("vad-kfp-local", "champion")
+    assert champion.version == "1"
+    assert champion.tags["dataset_uri"] == f"s3://{s3_bucket}/datasets/tiny"
+    assert len(champion.tags["data_fingerprint"]) == 64 and champion.tags["kfp_run_id"]
+    run = client.get_run(champion.tags["run_id"])
+    assert float(run.data.metrics["auc_micro"]) == pytest.approx(float(champion.tags["auc_micro"]))
+    [summary] = [p for p in root.rglob("registration") if p.is_file()]
+    assert json.loads(summary.read_text())["version"] == "1"

@@ -1,0 +1,62 @@
+"""`vad pipeline compile | run-local | submit`: thin wrappers over pipelines/, run from the repository root."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from vad.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_pipeline_compile_writes_the_pipeline_yaml(monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(REPO)
+    assert main(["pipeline", "compile", "--out", str(tmp_path / "p.yaml")]) == 0
+    spec, platform = yaml.safe_load_all((tmp_path / "p.yaml").read_text())
+    assert spec["pipelineInfo"]["name"] == "vad" and "kubernetes" in platform["platforms"]
+    assert capsys.readouterr().out.strip() == str(tmp_path / "p.yaml")
+
+
+def test_pipeline_outside_the_repository_root_fails_in_one_line(monkeypatch, tmp_path, caplog):
+    monkeypatch.chdir(tmp_path)
+    assert main(["pipeline", "compile"]) == 2
+    assert "run `vad pipeline` from the repository root" in caplog.text
+
+
+def test_pipeline_run_local_refuses_an_unknown_preset_before_running(monkeypatch, tmp_path, caplog):
+    monkeypatch.chdir(REPO)
+    code = main(["pipeline", "run-local", "--dataset", str(tmp_path), "--preset", "ped3", "--root",
+                 str(tmp_path / "root")])
+    assert code == 2 and "unknown preset 'ped3'" in caplog.text
+    assert not (tmp_path / "root").exists()
+
+
+def test_pipeline_run_local_refuses_an_unsupported_scheme(monkeypatch, tmp_path, caplog):
+    monkeypatch.chdir(REPO)
+    assert main(["pipeline", "run-local", "--dataset", "ftp://example.com/ped2", "--root", str(tmp_path / "r")]) == 2
+    assert "unsupported dataset_uri ftp://example.com/ped2" in caplog.text
+
+
+def test_pipeline_submit_reads_a_params_file_and_passes_the_schedule(monkeypatch, tmp_path, capsys, make_document):
+    import importlib
+
+    monkeypatch.chdir(REPO)
+    calls = []
+    submit_module = importlib.import_module("pipelines.submit")
+    monkeypatch.setattr(submit_module, "submit",
+                        lambda *args, **kwargs: calls.append((args, kwargs)) or {"run_id": "r"})
+    params_file = tmp_path / "tiny.yaml"
+    params_file.write_text(yaml.safe_dump(make_document()))
+
+    assert main(["pipeline", "submit", "--host", "http://kfp", "--dataset", "s3://b/tiny", "--preset", str(params_file),
+                 "--tracking-uri", "http://mlflow", "--cron", "0 0 3 * * 1", "--experiment", "nightly"]) == 0
+
+    [(args, kwargs)] = calls
+    host, package, experiment, params = args
+    assert (host, package.name, experiment, kwargs) == ("http://kfp", "vad_pipeline.yaml", "nightly",
+                                                        {"recurring_cron": "0 0 3 * * 1"})
+    assert params["preset"]["model"]["width"] == 4 and params["dataset_uri"] == "s3://b/tiny"
+    assert json.loads(capsys.readouterr().out) == {"run_id": "r"}
