@@ -36,3 +36,15 @@ def test_vad_image_overrides_the_image_at_compile_time(tmp_path):
     assert {task for task, image in images.items() if image.endswith("-cuda")} == {
         "pretrain", "init-clusters", "train", "score"}
     assert set(images.values()) == {"registry.example.com/ml/vad:9.9.9-cuda", "registry.example.com/ml/vad:9.9.9-cpu"}
+
+
+def test_kfp_cli_compiles_the_same_package(tmp_path):
+    """What `kfp run submit -f` is given: the kfp CLI's own compilation matches the committed file."""
+    kfp = Path(sys.executable).parent / "kfp"
+    clean = {key: value for key, value in os.environ.items() if key != "VAD_IMAGE"} | {"PYTHONPATH": str(REPO)}
+    out = tmp_path / "cli.yaml"
+    command = [str(kfp), "dsl", "compile", "--py", "pipelines/vad_pipeline.py", "--function", "vad_pipeline",
+               "--output", str(out)]
+    done = subprocess.run(command, cwd=REPO, env=clean, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert list(yaml.safe_load_all(out.read_text())) == list(yaml.safe_load_all(COMMITTED.read_text()))
