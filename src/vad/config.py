@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vad.errors import ConfigError
 
 __all__ = [
     "Layout", "DataParams", "SynthParams", "ModelParams", "PretrainParams", "InitClustersParams",
-    "TrainParams", "ScoreParams", "RegisterParams", "Params", "load_params", "parse_params",
+    "TrainParams", "ScoreParams", "RegisterParams", "Amp", "PerfParams", "Params", "load_params", "parse_params",
 ]
 
 # Three stride-2 blocks and an attention grid of size/16 per side: sides must be multiples of 16.
@@ -110,6 +110,7 @@ class PretrainParams(_Section):
     """Autoencoder pretraining on L_a + L_m."""
 
     epochs: Annotated[int, Field(ge=1)] = 50
+    max_clips_per_epoch: Annotated[int, Field(ge=1)] | None = None  # None: every clip; a cap for time-boxed runs
     batch_size: Annotated[int, Field(ge=1, le=4096)] = 8
     lr: Annotated[float, Field(gt=0, le=1)] = 1e-4
 
@@ -126,12 +127,51 @@ class TrainParams(_Section):
     """Alternating training: AEs with centers frozen, then centers with AEs frozen, batch by batch."""
 
     epochs: Annotated[int, Field(ge=1)] = 100
+    max_clips_per_epoch: Annotated[int, Field(ge=1)] | None = None  # None: every clip; a cap for time-boxed runs
     batch_size: Annotated[int, Field(ge=1, le=4096)] = 8
     lr: Annotated[float, Field(gt=0, le=1)] = 1e-4
     lr_milestones: list[Annotated[int, Field(ge=1)]] = [100]
     lr_gamma: Annotated[float, Field(gt=0, le=1)] = 0.1
     center_lr: Annotated[float, Field(gt=0, le=1)] = 1e-5
     lambda_r: Annotated[float, Field(ge=0)] = 0.1
+
+
+class Amp(str, Enum):
+    """Mixed precision of the training forward pass (`perf.amp`)."""
+
+    AUTO = "auto"  # bf16 on CUDA GPUs with native bfloat16 (Ampere or newer), else off
+    BF16 = "bf16"  # bf16 autocast on any device (CPU included); an error on a GPU without native bf16
+    OFF = "off"
+
+
+def _auto_or_bool(value: Any) -> Any:
+    if value == "auto" or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ValueError("expected auto, true or false")
+
+
+AutoSwitch = Annotated[Literal["auto"] | bool, BeforeValidator(_auto_or_bool)]
+
+
+class PerfParams(_Section):
+    """Speed switches of `pretrain` and `train`. They change float rounding, not the method.
+
+    `auto` turns a switch on for CUDA devices only. None of them is part of a checkpoint's run key, so a
+    run can be resumed with other settings (as with `device`).
+    """
+
+    amp: Amp = Amp.AUTO
+    channels_last: AutoSwitch = "auto"  # NHWC weights and activations (tensor-core friendly)
+    fused_adam: AutoSwitch = "auto"  # torch.optim.Adam(fused=True): one kernel per step
+    compile: bool = False  # torch.compile the network: faster steps after a warm-up of a minute or so
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML 1.1 (PyYAML) reads a bare `off` as false.
+        return "off" if value is False else value
 
 
 class ScoreParams(_Section):
@@ -162,6 +202,7 @@ class Params(_Section):
     init_clusters: InitClustersParams = InitClustersParams()
     train: TrainParams = TrainParams()
     score: ScoreParams = ScoreParams()
+    perf: PerfParams = PerfParams()
     # `register` would shadow pydantic's (ABCMeta) `BaseModel.register`; the YAML key stays `register`.
     registry: RegisterParams = Field(default=RegisterParams(), alias="register")
 

@@ -1,11 +1,19 @@
-"""The epoch loop shared by `pretrain` and `train`: shuffling, resumable checkpoints, per-epoch logs."""
+"""The epoch loop shared by `pretrain` and `train`: shuffling, resumable checkpoints, per-epoch logs.
+
+`Runtime` holds where and how a training stage runs: the device, the torchrun process group
+(`vad.distributed`) and the speed switches of `params.perf` (bf16 autocast, channels_last, fused Adam,
+torch.compile, cudnn.benchmark). `open_runtime` sets it up for the duration of a stage.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +21,18 @@ import numpy as np
 import torch
 
 from vad.checkpoint import load_checkpoint, save_checkpoint
+from vad.config import Amp, PerfParams
 from vad.data.clips import ClipSource
+from vad.distributed import SINGLE, Distributed, distributed_session
+from vad.errors import ConfigError
 
-__all__ = ["select_device", "seed_everything", "device_name", "fit"]
+__all__ = ["select_device", "seed_everything", "device_name", "fit", "Runtime", "resolve_runtime", "open_runtime"]
 
 log = logging.getLogger(__name__)
 
-StepFn = Callable[[torch.Tensor], dict[str, float]]
+# step(batch, loss_scale) -> detached float losses of the batch (0-dim tensors, on any device). The step
+# back-propagates its total loss times `loss_scale` (1 in one process; see `Distributed.shard`).
+StepFn = Callable[[torch.Tensor, float], dict[str, torch.Tensor]]
 
 
 def select_device(spec: str = "auto") -> torch.device:
@@ -41,6 +54,152 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _bf16_native(device: torch.device) -> bool:
+    with torch.cuda.device(device):
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+def _to_float32(value: Any) -> Any:
+    """Outputs of an autocast forward (tensors, dataclasses and containers of them) cast to float32."""
+    if isinstance(value, torch.Tensor):
+        return value.float() if value.is_floating_point() else value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{f.name: _to_float32(getattr(value, f.name))
+                                             for f in dataclasses.fields(value) if f.init})
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to_float32(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _to_float32(v) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how a training stage runs.
+
+    Attributes:
+        device: This process's device.
+        dist: Its place among torchrun's processes (`SINGLE` without torchrun).
+        amp_dtype: Autocast dtype of the forward pass (torch.bfloat16), or None for float32.
+        channels_last: Convert the network to NHWC memory format.
+        fused_adam: Use torch.optim.Adam(fused=True).
+        compile: torch.compile the network.
+    """
+
+    device: torch.device
+    dist: Distributed = SINGLE
+    amp_dtype: torch.dtype | None = None
+    channels_last: bool = False
+    fused_adam: bool = False
+    compile: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        """The process that logs and writes files (the only one without torchrun)."""
+        return self.dist.is_main
+
+    def describe(self) -> str:
+        """One line for the log: device, processes and switches."""
+        parts = [f"{device_name(self.device)} ({self.device})" if self.device.type == "cuda" else str(self.device)]
+        if self.dist.enabled:
+            parts.append(f"{self.dist.world_size} processes (DDP)")
+        parts.append("bf16 autocast" if self.amp_dtype == torch.bfloat16 else "float32")
+        parts += [name for name, on in (("channels_last", self.channels_last), ("fused Adam", self.fused_adam),
+                                        ("torch.compile", self.compile)) if on]
+        return ", ".join(parts)
+
+    def prepare(self, model: torch.nn.Module, *, ignore: Sequence[str] = ()) -> Callable[[torch.Tensor], Any]:
+        """Make `model` (already on `device`) ready to train; return the forward function to call.
+
+        `model` itself keeps its identity and parameter names (checkpoints hold its `state_dict`), and is
+        what the optimizers take. The returned function runs the DDP-wrapped, compiled network under
+        autocast and hands back float32 outputs, so that losses are computed in float32.
+
+        Args:
+            model: The network.
+            ignore: Names of parameters DDP leaves alone (updated by another optimizer from a loss that
+                does not go through this forward: the cluster centers); average their gradients with
+                `dist.average_gradients`.
+        """
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        net: torch.nn.Module = model
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            if self.device.type == "cuda":
+                # Batch statistics over the global batch, as in one process. SyncBatchNorm only runs on
+                # GPUs; on the CPU (gloo) each rank normalises with its own shard's statistics.
+                converted = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+                assert converted is model  # BatchNorm children are replaced in place, parameters kept
+            if ignore:
+                DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, list(ignore))
+            net = DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda"
+                                          else None)
+        if self.compile:
+            net = torch.compile(net)
+        amp, device_type = self.amp_dtype, self.device.type
+
+        def forward(batch: torch.Tensor) -> Any:
+            if amp is None:
+                return net(batch)
+            with torch.autocast(device_type, dtype=amp):
+                outputs = net(batch)
+            return _to_float32(outputs)
+
+        return forward
+
+    def adam(self, parameters: Iterable[torch.nn.Parameter], lr: float) -> torch.optim.Adam:
+        """torch.optim.Adam, fused when `fused_adam`."""
+        if self.fused_adam:
+            return torch.optim.Adam(parameters, lr=lr, fused=True)
+        return torch.optim.Adam(parameters, lr=lr)
+
+
+def resolve_runtime(device: torch.device, perf: PerfParams, dist: Distributed = SINGLE) -> Runtime:
+    """Turn the `perf` switches into settings for `device` (`auto`: on for CUDA only)."""
+    cuda = device.type == "cuda"
+    if perf.amp == Amp.AUTO:
+        amp_dtype = torch.bfloat16 if cuda and _bf16_native(device) else None
+    elif perf.amp == Amp.BF16:
+        if cuda and not _bf16_native(device):
+            raise ConfigError(f"perf.amp is bf16, but {device_name(device)} has no native bfloat16 (it needs "
+                              f"compute capability 8.0 or newer); set perf.amp to auto or off in params.yaml")
+        amp_dtype = torch.bfloat16
+    else:
+        amp_dtype = None
+
+    def switch(value: str | bool) -> bool:
+        return cuda if value == "auto" else bool(value)
+
+    return Runtime(device=device, dist=dist, amp_dtype=amp_dtype, channels_last=switch(perf.channels_last),
+                   fused_adam=switch(perf.fused_adam), compile=perf.compile)
+
+
+@contextmanager
+def open_runtime(device_spec: str, perf: PerfParams) -> Iterator[Runtime]:
+    """Set up a training stage: join torchrun's process group if any, pick the device, resolve `perf`."""
+    with distributed_session(device_spec) as dist:
+        device = dist.device if dist.enabled else select_device(device_spec)
+        runtime = resolve_runtime(device, perf, dist)
+        if device.type == "cuda":
+            # Fixed input shapes: let cuDNN time its algorithms once and keep the fastest.
+            torch.backends.cudnn.benchmark = True
+        if runtime.is_main:
+            log.info("training on %s", runtime.describe())
+        yield runtime
+
+
+def _match_param_layouts(optimizer: torch.optim.Optimizer) -> None:
+    # Resumed moments keep the memory layout they were saved with; a run resumed with another
+    # perf.channels_last would hand fused/foreach kernels a parameter and its moments in different layouts.
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            for name, value in optimizer.state.get(param, {}).items():
+                if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                    optimizer.state[param][name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
 def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     # The order depends only on (seed, epoch), so a resumed run sees the same batches as an uninterrupted one.
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -50,16 +209,26 @@ def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 def fit(model: torch.nn.Module, clips: ClipSource, step: StepFn, *, epochs: int, batch_size: int, seed: int,
         checkpoint_path: Path, key: str, optimizers: dict[str, torch.optim.Optimizer],
         schedulers: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
-        name: str = "train", progress: bool = False) -> list[dict[str, float]]:
+        name: str = "train", progress: bool = False, dist: Distributed = SINGLE,
+        max_clips: int | None = None) -> list[dict[str, float]]:
     """Run `epochs` epochs of `step` over shuffled batches, checkpointing atomically after each epoch.
 
     An unfinished checkpoint at `checkpoint_path` written with the same `key` is resumed from its last epoch.
     A finished one, or one with another key (other params or inputs), is ignored and overwritten: re-running
     a stage that completed recomputes it, as DVC expects (its code may have changed).
 
+    Under torchrun (`dist`), `batch_size` is the global batch: each rank runs `step` on its shard of it
+    (`Distributed.shard`), the logged losses are those of the whole batch, and rank 0 alone writes the
+    checkpoint while the others wait. Every rank returns the same history.
+
+    `max_clips` caps the clips of each epoch (the first ones of its shuffled order), for time-boxed runs.
+
     Returns:
         One dict per epoch: mean of each loss, clips/s, seconds.
     """
+    if batch_size < dist.world_size:
+        raise ConfigError(f"{name}.batch_size {batch_size} is the global batch, split over {dist.world_size} "
+                          f"processes; set it to at least {dist.world_size} in params.yaml or start fewer")
     schedulers = schedulers or {}
     history: list[dict[str, float]] = []
     start = 0
@@ -69,38 +238,57 @@ def fit(model: torch.nn.Module, clips: ClipSource, step: StepFn, *, epochs: int,
             model.load_state_dict(state["model"])
             for label, optimizer in optimizers.items():
                 optimizer.load_state_dict(state["optimizers"][label])
+                _match_param_layouts(optimizer)
             for label, scheduler in schedulers.items():
                 scheduler.load_state_dict(state["schedulers"][label])
             history, start = list(state["history"]), int(state["epoch"])
-            log.info("%s: resuming from epoch %d/%d (%s)", name, start, epochs, checkpoint_path)
-        else:
+            if dist.is_main:
+                log.info("%s: resuming from epoch %d/%d (%s)", name, start, epochs, checkpoint_path)
+        elif dist.is_main:
             log.info("%s: starting afresh over %s (finished, or written for other params or inputs)", name,
                      checkpoint_path)
     model.train()
     for epoch in range(start, epochs):
-        order = _epoch_order(len(clips), seed, epoch)
-        sums: dict[str, float] = {}
+        # On the frames' device: slicing it costs no host-to-device copy per batch.
+        order = _epoch_order(len(clips), seed, epoch)[:max_clips].to(clips.index_device)
+        labels: list[str] = []
+        values: list[torch.Tensor] = []  # per batch, kept on the device: no synchronisation per step
+        weights: list[float] = []
         began = time.perf_counter()
         batches = range(0, len(order), batch_size)
-        if progress:
+        if progress and dist.is_main:
             from tqdm import tqdm
 
             batches = tqdm(batches, desc=f"{name} {epoch + 1}/{epochs}", leave=False, unit="batch")
         for first in batches:
-            for label, value in step(clips.batch(order[first : first + batch_size])).items():
-                sums[label] = sums.get(label, 0.0) + value
+            indices, weight = dist.shard(order[first : first + batch_size])
+            losses = step(clips.batch(indices), weight * dist.world_size)
+            labels = labels or list(losses)
+            values.append(torch.stack([losses[k].detach().float() for k in labels]))
+            weights.append(weight)
         for scheduler in schedulers.values():
             scheduler.step()
-        seconds = time.perf_counter() - began
-        batches_run = -(-len(order) // batch_size)
-        record = {"epoch": epoch + 1, **{k: v / batches_run for k, v in sums.items()},
+        # Each rank's losses weighted by its share of the batch: summed over ranks, the whole batch's mean.
+        sums = dist.all_reduce((torch.stack(values).cpu().double()
+                                * torch.tensor(weights, dtype=torch.float64)[:, None]).sum(0))
+        seconds = float(dist.all_reduce(torch.tensor([time.perf_counter() - began], dtype=torch.float64), "max"))
+        batches_run = len(values)
+        record = {"epoch": epoch + 1, **{k: float(v) / batches_run for k, v in zip(labels, sums, strict=True)},
                   "clips_per_s": len(order) / seconds, "seconds": seconds}
         history.append(record)
-        save_checkpoint(checkpoint_path, {
-            "key": key, "epoch": epoch + 1, "model": model.state_dict(), "history": history,
-            "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-            "schedulers": {k: s.state_dict() for k, s in schedulers.items()}, **(extra or {}),
-        })
-        losses = "  ".join(f"{k}={v:.5f}" for k, v in record.items() if k not in {"epoch", "clips_per_s", "seconds"})
-        log.info("%s epoch %d/%d  %s  %.1f clips/s", name, epoch + 1, epochs, losses, record["clips_per_s"])
+        # Per-rank BatchNorm (CPU) leaves each rank with its own running statistics: keep rank 0's.
+        dist.broadcast_buffers(model)
+        if dist.is_main:
+            save_checkpoint(checkpoint_path, {
+                "key": key, "epoch": epoch + 1, "history": history,
+                # contiguous: channels_last weights are stored in the usual (NCHW) layout
+                "model": {k: v.contiguous() for k, v in model.state_dict().items()},
+                "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                "schedulers": {k: s.state_dict() for k, s in schedulers.items()}, **(extra or {}),
+            })
+            losses_text = "  ".join(f"{k}={v:.5f}" for k, v in record.items()
+                                    if k not in {"epoch", "clips_per_s", "seconds"})
+            log.info("%s epoch %d/%d  %s  %.1f clips/s", name, epoch + 1, epochs, losses_text,
+                     record["clips_per_s"])
+        dist.barrier()
     return history

@@ -16,7 +16,7 @@ from vad.data.store import FrameStore, atomic_write_text
 from vad.models import build_model
 from vad.models.losses import autoencoder_losses
 from vad.stages import StageResult
-from vad.training import fit, seed_everything, select_device
+from vad.training import fit, open_runtime, seed_everything
 
 __all__ = ["run"]
 
@@ -29,29 +29,39 @@ def model_config(params: Params) -> dict:
 
 
 def run(params: Params, frames_dir: Path, out_dir: Path, *, progress: bool = False) -> StageResult:
-    """Pretrain on the training clips of `frames_dir`; write `out_dir/checkpoint.pt` and `history.json`."""
+    """Pretrain on the training clips of `frames_dir`; write `out_dir/checkpoint.pt` and `history.json`.
+
+    Under `torchrun --nproc_per_node=N` the N processes train one model data-parallel (see vad.distributed)
+    and rank 0 alone writes the outputs.
+    """
     seed_everything(params.seed)
-    device = select_device(params.device)
-    store = FrameStore.open(frames_dir)
-    clips = ClipSource.from_split(store, Split.TRAIN, params.data.clip_len, device)
-    model = build_model(params.model, params.data).to(device)
-    optimizer = torch.optim.Adam(model.autoencoder_parameters(), lr=params.pretrain.lr)
+    with open_runtime(params.device, params.perf) as runtime:
+        store = FrameStore.open(frames_dir)
+        clips = ClipSource.from_split(store, Split.TRAIN, params.data.clip_len, runtime.device)
+        model = build_model(params.model, params.data).to(runtime.device)
+        # The centers get no gradient here: DDP must not wait for one.
+        forward = runtime.prepare(model, ignore=["kmeans.centers"])
+        optimizer = runtime.adam(model.autoencoder_parameters(), lr=params.pretrain.lr)
 
-    def step(batch: torch.Tensor) -> dict[str, float]:
-        losses = autoencoder_losses(model(batch), params.model.w_grad)
-        total = sum(losses.values())
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
-        return {"loss": total.item(), **{f"loss_{k}": v.item() for k, v in losses.items()}}
+        def step(batch: torch.Tensor, loss_scale: float) -> dict[str, torch.Tensor]:
+            losses = autoencoder_losses(forward(batch), params.model.w_grad)
+            total = sum(losses.values())
+            optimizer.zero_grad(set_to_none=True)
+            (total * loss_scale).backward()
+            optimizer.step()
+            return {"loss": total.detach(), **{f"loss_{k}": v.detach() for k, v in losses.items()}}
 
-    key = run_key("pretrain", model_config(params), params.pretrain.model_dump(), params.seed,
-                  (frames_dir / "manifest.json").read_text())
-    history = fit(model, clips, step, epochs=params.pretrain.epochs, batch_size=params.pretrain.batch_size,
-                  seed=params.seed, checkpoint_path=out_dir / CHECKPOINT, key=key,
-                  optimizers={"ae": optimizer}, extra={"config": model_config(params)},
-                  name="pretrain", progress=progress)
-    atomic_write_text(out_dir / "history.json", json.dumps(history, indent=1) + "\n")
+        # perf and the number of processes are not in the key: they change float rounding, not the run.
+        key = run_key("pretrain", model_config(params), params.pretrain.model_dump(), params.seed,
+                      (frames_dir / "manifest.json").read_text())
+        history = fit(model, clips, step, epochs=params.pretrain.epochs, batch_size=params.pretrain.batch_size,
+                      seed=params.seed, checkpoint_path=out_dir / CHECKPOINT, key=key,
+                      optimizers={"ae": optimizer}, extra={"config": model_config(params)},
+                      name="pretrain", progress=progress, dist=runtime.dist,
+                      max_clips=params.pretrain.max_clips_per_epoch)
+        if runtime.is_main:
+            atomic_write_text(out_dir / "history.json", json.dumps(history, indent=1) + "\n")
+        runtime.dist.barrier()
     last = history[-1]
     return StageResult(outputs={"checkpoint": out_dir / CHECKPOINT},
                        metrics={"pretrain_loss": last["loss"], "pretrain_clips_per_s": last["clips_per_s"]})

@@ -18,7 +18,7 @@ from vad.models import build_model
 from vad.models.losses import autoencoder_losses
 from vad.stages import StageResult
 from vad.stages.pretrain import model_config
-from vad.training import device_name, fit, seed_everything, select_device
+from vad.training import device_name, fit, open_runtime, seed_everything
 
 __all__ = ["run"]
 
@@ -26,48 +26,62 @@ log = logging.getLogger(__name__)
 
 
 def run(params: Params, frames_dir: Path, init_dir: Path, out_dir: Path, *, progress: bool = False) -> StageResult:
-    """Train from the initialised model in `init_dir`; write `out_dir/checkpoint.pt` (the final model)."""
+    """Train from the initialised model in `init_dir`; write `out_dir/checkpoint.pt` (the final model).
+
+    Under `torchrun --nproc_per_node=N` the N processes train one model data-parallel (see vad.distributed)
+    and rank 0 alone writes the outputs.
+    """
     seed_everything(params.seed)
-    device = select_device(params.device)
-    store = FrameStore.open(frames_dir)
-    clips = ClipSource.from_split(store, Split.TRAIN, params.data.clip_len, device)
-    init_path = init_dir / CHECKPOINT
-    model = build_model(params.model, params.data).to(device)
-    model.load_state_dict(load_checkpoint(init_path)["model"])
-    tp = params.train
-    ae_optimizer = torch.optim.Adam(model.autoencoder_parameters(), lr=tp.lr)
-    center_optimizer = torch.optim.Adam([model.kmeans.centers], lr=tp.center_lr)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(ae_optimizer, tp.lr_milestones, tp.lr_gamma)
-    clustering = params.model.kmeans
+    with open_runtime(params.device, params.perf) as runtime:
+        device = runtime.device
+        store = FrameStore.open(frames_dir)
+        clips = ClipSource.from_split(store, Split.TRAIN, params.data.clip_len, device)
+        init_path = init_dir / CHECKPOINT
+        model = build_model(params.model, params.data).to(device)
+        model.load_state_dict(load_checkpoint(init_path)["model"])
+        # The centers have their own optimizer and loss (step 2 below): DDP leaves them alone and their
+        # gradient is averaged over the processes by hand, so every rank keeps the same centers.
+        centers = model.kmeans.centers
+        forward = runtime.prepare(model, ignore=["kmeans.centers"])
+        tp = params.train
+        ae_optimizer = runtime.adam(model.autoencoder_parameters(), lr=tp.lr)
+        center_optimizer = runtime.adam([centers], lr=tp.center_lr)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(ae_optimizer, tp.lr_milestones, tp.lr_gamma)
+        clustering = params.model.kmeans
 
-    def step(batch: torch.Tensor) -> dict[str, float]:
-        # (1) centers frozen: update the autoencoders on L_a + L_m + lambda_r * L_cluster.
-        outputs = model(batch)
-        losses = autoencoder_losses(outputs, params.model.w_grad)
-        if clustering:
-            losses["cluster"] = model.kmeans(outputs.r).mean()
-        total = sum(losses.values()) if not clustering else (
-            sum(v for k, v in losses.items() if k != "cluster") + tp.lambda_r * losses["cluster"])
-        ae_optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        ae_optimizer.step()
-        record = {"loss": total.item(), **{f"loss_{k}": v.item() for k, v in losses.items()}}
-        if clustering:
-            # (2) autoencoders frozen: update the centers on L_cluster of this batch's representation.
-            cluster_loss = model.kmeans(outputs.r.detach()).mean()
-            center_optimizer.zero_grad(set_to_none=True)
-            cluster_loss.backward()
-            center_optimizer.step()
-        return record
+        def step(batch: torch.Tensor, loss_scale: float) -> dict[str, torch.Tensor]:
+            # (1) centers frozen: update the autoencoders on L_a + L_m + lambda_r * L_cluster.
+            outputs = forward(batch)
+            losses = autoencoder_losses(outputs, params.model.w_grad)
+            if clustering:
+                losses["cluster"] = model.kmeans(outputs.r).mean()
+            total = sum(losses.values()) if not clustering else (
+                sum(v for k, v in losses.items() if k != "cluster") + tp.lambda_r * losses["cluster"])
+            ae_optimizer.zero_grad(set_to_none=True)
+            (total * loss_scale).backward()
+            ae_optimizer.step()
+            record = {"loss": total.detach(), **{f"loss_{k}": v.detach() for k, v in losses.items()}}
+            if clustering:
+                # (2) autoencoders frozen: update the centers on L_cluster of this batch's representation.
+                cluster_loss = model.kmeans(outputs.r.detach()).mean()
+                center_optimizer.zero_grad(set_to_none=True)
+                (cluster_loss * loss_scale).backward()
+                runtime.dist.average_gradients([centers])
+                center_optimizer.step()
+            return record
 
-    key = run_key("train", model_config(params), tp.model_dump(), params.seed,
-                  (frames_dir / "manifest.json").read_text(), hashlib.sha256(init_path.read_bytes()).hexdigest())
-    history = fit(model, clips, step, epochs=tp.epochs, batch_size=tp.batch_size, seed=params.seed,
-                  checkpoint_path=out_dir / CHECKPOINT, key=key,
-                  optimizers={"ae": ae_optimizer, "centers": center_optimizer}, schedulers={"ae": scheduler},
-                  extra={"config": model_config(params), "device": device_name(device)}, name="train",
-                  progress=progress)
-    atomic_write_text(out_dir / "history.json", json.dumps(history, indent=1) + "\n")
+        # perf and the number of processes are not in the key: they change float rounding, not the run.
+        key = run_key("train", model_config(params), tp.model_dump(), params.seed,
+                      (frames_dir / "manifest.json").read_text(),
+                      hashlib.sha256(init_path.read_bytes()).hexdigest())
+        history = fit(model, clips, step, epochs=tp.epochs, batch_size=tp.batch_size, seed=params.seed,
+                      checkpoint_path=out_dir / CHECKPOINT, key=key,
+                      optimizers={"ae": ae_optimizer, "centers": center_optimizer}, schedulers={"ae": scheduler},
+                      extra={"config": model_config(params), "device": device_name(device)}, name="train",
+                      progress=progress, dist=runtime.dist, max_clips=tp.max_clips_per_epoch)
+        if runtime.is_main:
+            atomic_write_text(out_dir / "history.json", json.dumps(history, indent=1) + "\n")
+        runtime.dist.barrier()
     last = history[-1]
     metrics = {"train_loss": last["loss"], "train_clips_per_s": last["clips_per_s"]}
     if clustering:
