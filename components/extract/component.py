@@ -48,4 +48,5 @@ def extract(dataset_uri: str, dataset_format: str, preset: str, model_name: str,
                            data_fingerprint=fingerprint(frames.path))
     for name, value in result.metrics.items():
         metrics.log_metric(name, value)
-    return (params.model_dump(mode="json", by_alias=True),)
+    # exclude_none: protobuf Structs cannot carry None; the defaults come back when the document is parsed
+    return (params.model_dump(mode="json", by_alias=True, exclude_none=True),)
