@@ -100,23 +100,12 @@ def pipeline_arguments(dataset_uri: str, mlflow_tracking_uri: str, *, preset: st
         ConfigError: unknown preset, invalid JSON or params document, unknown format.
         DataError: `dataset_uri` names an unsupported scheme.
     """
-    from vad.config import parse_params
+    from vad.config import resolve_preset
     from vad.data.sources import SUPPORTED
-    from vad.errors import ConfigError, DataError
+    from vad.errors import DataError
 
     text = json.dumps(preset) if isinstance(preset, dict) else str(preset)
-    if text.lstrip().startswith("{"):
-        try:
-            document = json.loads(text)
-        except ValueError as error:
-            raise ConfigError(f"preset is not valid JSON ({error}); pass {', '.join(PRESETS)} or a params "
-                              "document") from None
-    elif text in PRESETS:
-        document = PRESETS[text]
-    else:
-        raise ConfigError(f"unknown preset {text!r}; expected {', '.join(PRESETS)} or a params document as JSON")
-    parse_params({**document, "data": {**document.get("data", {}), "format": dataset_format}},
-                 "pipeline parameters preset and dataset_format")
+    resolve_preset(text, PRESETS, dataset_format=dataset_format, model_name=model_name)
     scheme = dataset_uri.split("://", 1)[0].lower() if "://" in dataset_uri else ""
     if scheme not in ("", "s3", "http", "https", "dvc"):
         raise DataError(f"unsupported dataset_uri {dataset_uri} (scheme {scheme}://); pass {SUPPORTED}")

@@ -16,31 +16,15 @@ def extract(dataset_uri: str, dataset_format: str, preset: str, model_name: str,
     `preset` is a name in `presets` or a params document as JSON; `dataset_format` overrides data.format and a
     non-empty `model_name` overrides register.model_name. Returns the validated document for every later task.
     """
-    import json
     import tempfile
     from pathlib import Path
 
-    from vad.config import parse_params
+    from vad.config import resolve_preset
     from vad.data.sources import resolve_source
     from vad.data.store import fingerprint
-    from vad.errors import ConfigError
     from vad.stages.extract import run
 
-    names = ", ".join(sorted(presets))
-    if preset.lstrip().startswith("{"):
-        try:
-            document = json.loads(preset)
-        except ValueError as error:
-            raise ConfigError(f"pipeline parameter preset is not valid JSON ({error}); pass {names} "
-                              "or a params document") from None
-    elif preset in presets:
-        document = presets[preset]
-    else:
-        raise ConfigError(f"unknown preset {preset!r}; expected {names} or a params document as JSON; "
-                          "set the pipeline parameter preset")
-    registry = {**document.get("register", {}), **({"model_name": model_name} if model_name else {})}
-    document = {**document, "data": {**document.get("data", {}), "format": dataset_format}, "register": registry}
-    params = parse_params(document, "pipeline parameters preset, dataset_format and model_name")
+    params = resolve_preset(preset, presets, dataset_format=dataset_format, model_name=model_name)
     with tempfile.TemporaryDirectory(prefix="vad-source-") as cache:
         result = run(params.data, resolve_source(dataset_uri, Path(cache)), Path(frames.path), workers=workers,
                      skip_corrupt=skip_corrupt)

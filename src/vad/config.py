@@ -18,6 +18,7 @@ from vad.errors import ConfigError
 __all__ = [
     "Layout", "DataParams", "SynthParams", "ModelParams", "PretrainParams", "InitClustersParams",
     "TrainParams", "ScoreParams", "RegisterParams", "Amp", "PerfParams", "Params", "load_params", "parse_params",
+    "resolve_preset",
 ]
 
 # Three stride-2 blocks and an attention grid of size/16 per side: sides must be multiples of 16.
@@ -230,6 +231,33 @@ def parse_params(document: dict[str, Any] | None, source: str = "params") -> Par
         return Params.model_validate(document or {})
     except ValidationError as error:
         raise ConfigError(_describe(error, source)) from None
+
+
+def resolve_preset(preset: str | dict[str, Any], presets: dict[str, dict[str, Any]], *, dataset_format: str,
+                   model_name: str = "") -> Params:
+    """Pipeline parameters -> validated params: a preset name (in `presets`) or a params document (dict or JSON).
+
+    `dataset_format` overrides data.format; a non-empty `model_name` overrides register.model_name.
+    """
+    import json
+
+    names = ", ".join(sorted(presets))
+    if isinstance(preset, dict):
+        document = preset
+    elif preset.lstrip().startswith("{"):
+        try:
+            document = json.loads(preset)
+        except ValueError as error:
+            raise ConfigError(f"pipeline parameter preset is not valid JSON ({error}); pass {names} "
+                              "or a params document") from None
+    elif preset in presets:
+        document = presets[preset]
+    else:
+        raise ConfigError(f"unknown preset {preset!r}; expected {names} or a params document as JSON; "
+                          "set the pipeline parameter preset")
+    registry = {**document.get("register", {}), **({"model_name": model_name} if model_name else {})}
+    document = {**document, "data": {**document.get("data", {}), "format": dataset_format}, "register": registry}
+    return parse_params(document, "pipeline parameters preset, dataset_format and model_name")
 
 
 def load_params(path: str | Path) -> Params:
