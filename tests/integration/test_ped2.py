@@ -27,3 +27,15 @@ def test_ped2_extracts_with_the_published_counts(tmp_path):
     first = store.labels(test[0])
     assert first[:60].sum() == 0 and first[60:].all()
     assert np.asarray(store.frames(test[0])).shape == (180, 64, 64, 1)
+
+
+def test_capping_decoder_threads_decodes_the_same_frames():
+    # Parallel extraction gives each worker's H.264 decoder cores // workers threads; the frames must not
+    # depend on it.
+    from vad.data.decode import iter_frames
+
+    video = PED2 / "test" / "01.mp4"
+    capped = np.stack(list(iter_frames(video, (64, 64), 3, decode_threads=1)))
+    default = np.stack(list(iter_frames(video, (64, 64), 3)))
+    assert capped.shape == (180, 64, 64, 3)
+    np.testing.assert_array_equal(capped, default)

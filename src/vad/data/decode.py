@@ -38,8 +38,11 @@ def prepare_frame(image: np.ndarray, size: tuple[int, int], channels: int) -> np
 
 
 def iter_frames(source: Path, size: tuple[int, int], channels: int,
-                frame_paths: tuple[Path, ...] = ()) -> Iterator[np.ndarray]:
+                frame_paths: tuple[Path, ...] = (), decode_threads: int = 0) -> Iterator[np.ndarray]:
     """Yield the frames of a video file (or of `frame_paths`, in order), resized, one at a time.
+
+    `decode_threads` caps FFmpeg's decoding threads (0: its default, one per core). Parallel extraction
+    passes cores // workers so that N decoders do not each start a thread per core.
 
     Raises:
         CorruptMediaError: a file cannot be opened or decoded, or a video stops before its last frame.
@@ -56,7 +59,8 @@ def iter_frames(source: Path, size: tuple[int, int], channels: int,
         return
     if not source.is_file() or source.stat().st_size == 0:
         raise CorruptMediaError(f"video {source} is missing or empty; replace it or remove it from the dataset")
-    capture = cv2.VideoCapture(str(source))
+    options = [cv2.CAP_PROP_N_THREADS, decode_threads] if decode_threads > 0 else []
+    capture = cv2.VideoCapture(str(source), cv2.CAP_ANY, options)
     try:
         if not capture.isOpened():
             raise CorruptMediaError(f"cannot open video {source}: corrupt or unsupported codec; re-encode it "

@@ -38,14 +38,15 @@ def _signature(record: VideoRecord, params: DataParams) -> str:
     return json.dumps([params.image_size, params.channels, stats])
 
 
-def _decode_video(record: VideoRecord, path: Path, size: tuple[int, int], channels: int) -> int:
+def _decode_video(record: VideoRecord, path: Path, size: tuple[int, int], channels: int,
+                  decode_threads: int = 0) -> int:
     """Decode one video into `path`; returns its frame count. Runs in a worker process."""
     import cv2
 
     cv2.setNumThreads(1)  # one video per process: no nested thread pools
     writer = NpyAppender(path, (*size, channels))
     try:
-        for frame in iter_frames(record.source, size, channels, record.frame_paths):
+        for frame in iter_frames(record.source, size, channels, record.frame_paths, decode_threads):
             writer.append(frame)
     finally:
         frames = writer.close()
@@ -129,10 +130,14 @@ def _decode_all(todo: list[VideoRecord], tmp: Path, params: DataParams, workers:
 
         bar = tqdm(total=len(todo), unit="video", desc="extract")
     paths = {r.video_id: tmp / "frames" / f"{r.video_id}.npy" for r in todo}
+    # Each worker's decoder gets its share of the cores; FFmpeg's default (a thread per core in every
+    # decoder) oversubscribes the machine as soon as there are two workers.
+    threads = max(1, (os.cpu_count() or 1) // workers)
     if workers == 1 or len(todo) <= 1:
         for record in todo:
             try:
-                outcome = _decode_video(record, paths[record.video_id], params.image_size, params.channels)
+                outcome = _decode_video(record, paths[record.video_id], params.image_size, params.channels,
+                                        threads)
             except CorruptMediaError as error:
                 outcome = error
             finish(record, outcome)
@@ -140,8 +145,8 @@ def _decode_all(todo: list[VideoRecord], tmp: Path, params: DataParams, workers:
         # Largest sources first, so no worker is left alone with a long video at the end.
         ordered = sorted(todo, key=lambda r: -sum(p.stat().st_size for p in (r.frame_paths or (r.source,))))
         with ProcessPoolExecutor(workers) as pool:
-            futures = {pool.submit(_decode_video, r, paths[r.video_id], params.image_size, params.channels): r
-                       for r in ordered}
+            futures = {pool.submit(_decode_video, r, paths[r.video_id], params.image_size, params.channels,
+                                   threads): r for r in ordered}
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_EXCEPTION)

@@ -1,0 +1,61 @@
+"""What every benchmark script shares: the machine description, peak memory, and the JSON-lines record."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import sys
+from datetime import date
+from pathlib import Path
+
+JSONL = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.jsonl"
+
+# Dense bf16 tensor-core peaks (TFLOP/s, without sparsity) from the vendors' data sheets, by device-name
+# substring: the denominator of "achieved share of peak". Unknown devices report no share.
+PEAK_BF16_TFLOPS = {"H200": 989.0, "H100 SXM": 989.0, "H100 PCIe": 756.0, "H100": 756.0, "A100": 312.0,
+                    "L40S": 362.0, "A10G": 70.0, "L4": 121.0, "RTX 4090": 165.0}
+
+
+def machine() -> dict[str, str | int]:
+    """CPU model, cores, GPU name (if torch sees one), Python and torch versions."""
+    cpu = platform.processor()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                    if line.startswith("model name")), cpu)
+    info: dict[str, str | int] = {"cpu": cpu, "cores": os.cpu_count() or 0, "python": platform.python_version()}
+    if "torch" in sys.modules or _importable("torch"):
+        import torch
+
+        info["torch"] = torch.__version__
+        info["gpu"] = torch.cuda.get_device_name() if torch.cuda.is_available() else ""
+    return info
+
+
+def _importable(name: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(name) is not None
+
+
+def peak_bf16_tflops(gpu_name: str) -> float | None:
+    """The data-sheet dense bf16 peak of a GPU, or None when unknown (or on CPU)."""
+    return next((peak for key, peak in PEAK_BF16_TFLOPS.items() if key in gpu_name), None) if gpu_name else None
+
+
+def peak_host_mb() -> float:
+    """Peak resident memory of this process so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def emit(record: dict, jsonl: Path = JSONL) -> None:
+    """Print `record` one key per line and append it, with today's date and the machine, to `jsonl`."""
+    record = {"benchmark": record.pop("benchmark"), "date": date.today().isoformat(), **machine(), **record}
+    width = max(map(len, record))
+    for key, value in record.items():
+        print(f"{key:>{width}}: {value:.4g}" if isinstance(value, float) else f"{key:>{width}}: {value}")
+    jsonl.parent.mkdir(exist_ok=True)
+    with jsonl.open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
