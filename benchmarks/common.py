@@ -59,3 +59,38 @@ def emit(record: dict, jsonl: Path = JSONL) -> None:
     jsonl.parent.mkdir(exist_ok=True)
     with jsonl.open("a") as handle:
         handle.write(json.dumps(record) + "\n")
+
+
+def peak_gpu_mb() -> float | None:
+    """Peak memory allocated by torch on the current GPU so far, in MB (None without CUDA)."""
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+
+
+def flops_per_clip(model, clip, *, backward: bool = False) -> float:
+    """FLOPs of the network on one clip (1, T, C, H, W), from torch's flop counter.
+
+    With `backward`, those of a training step: forward and backward of the autoencoder losses.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from vad.models.losses import autoencoder_losses
+
+    with FlopCounterMode(display=False) as counter:
+        if backward:
+            sum(autoencoder_losses(model(clip), 1.0).values()).backward()
+            model.zero_grad(set_to_none=True)
+        else:
+            with torch.no_grad():
+                model(clip)
+    return float(counter.get_total_flops())
+
+
+def compute_figures(flops_per_item: float, items_per_s: float, gpu: str) -> dict[str, float | None]:
+    """Achieved TFLOP/s and, on a GPU with a known data-sheet peak, its share of the bf16 peak."""
+    achieved = flops_per_item * items_per_s / 1e12
+    peak = peak_bf16_tflops(gpu)
+    return {"achieved_tflops": round(achieved, 4), "peak_bf16_tflops": peak,
+            "share_of_peak": round(achieved / peak, 4) if peak else None}

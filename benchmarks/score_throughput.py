@@ -2,22 +2,21 @@
 
     python benchmarks/score_throughput.py --frames data/frames [--width 8] [--batch 64]
     python benchmarks/score_throughput.py --source ../shared/data/ped2 --size 64 --channels 1
-End to end = clips gathered from the uint8 frame store, converted, scored (fused, prediction error,
-cluster distance) and copied back, as `vad score` does; forward only = the same batches already built.
-Appends one JSON line to docs/benchmarks.jsonl.
+End to end = the test videos' uint8 frames read from the store (and moved to the device), clips gathered,
+converted, scored (fused, prediction error, cluster distance) and the scores copied back, as `vad score`
+does; forward only = the network and the score arithmetic on the same batches, already built. Prints
+both rates, their ratio, achieved TFLOP/s and peak memory; appends one JSON line to docs/benchmarks.jsonl.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 import torch
+from common import compute_figures, emit, flops_per_clip, machine, peak_gpu_mb, peak_host_mb
 
 from vad.config import DataParams, ModelParams
 from vad.data.base import Split
@@ -26,9 +25,6 @@ from vad.data.store import FrameStore
 from vad.models import build_model
 from vad.scoring import clip_scores
 from vad.stages.score import score_clips
-
-sys.path.insert(0, str(Path(__file__).parent))
-from throughput import machine  # noqa: E402
 
 
 def main() -> None:
@@ -39,6 +35,10 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--width", type=int, default=8)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--amp", choices=("off", "bf16"), default="off")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3, help="best of N runs of each rate")
+    parser.add_argument("--videos", type=int, help="score only the first N test videos (slow CPUs)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     if args.frames is None:
@@ -51,28 +51,36 @@ def main() -> None:
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     model = build_model(ModelParams(width=args.width), data).to(device).eval()
-    clips = ClipSource(store, store.split(Split.TEST), data.clip_len, device)
-    score_clips(model, ClipSource(store, store.split(Split.TEST)[:1], data.clip_len, device), args.batch, True)
-    sync()
-    started = time.perf_counter()
-    score_clips(model, clips, args.batch, True)
-    sync()
-    end_to_end = len(clips) / (time.perf_counter() - started)
-    batches = [clips.batch(torch.arange(i, min(i + args.batch, len(clips)))) for i in range(0, len(clips), args.batch)]
-    sync()
-    started = time.perf_counter()
-    for batch in batches:
-        clip_scores(model, batch)
-    sync()
-    forward = len(clips) / (time.perf_counter() - started)
-    record = {"benchmark": "score_throughput", "date": date.today().isoformat(), **machine(),
-              "size": list(store.image_size), "channels": store.channels, "width": args.width, "batch": args.batch,
-              "clips": len(clips), "end_to_end_frames_per_s": round(end_to_end, 1),
-              "forward_only_frames_per_s": round(forward, 1), "share": round(end_to_end / forward, 3)}
-    for key, value in record.items():
-        print(f"{key:>26}: {value}")
-    with (Path(__file__).resolve().parents[1] / "docs" / "benchmarks.jsonl").open("a") as handle:
-        handle.write(json.dumps(record) + "\n")
+    if args.channels_last:
+        model.to(memory_format=torch.channels_last)
+    amp = torch.bfloat16 if args.amp == "bf16" else None
+    videos = store.split(Split.TEST)[: args.videos]
+    score_clips(model, ClipSource(store, videos[:1], data.clip_len, device), args.batch, True, amp)  # warm-up
+    end_to_end = forward = 0.0
+    for _ in range(args.repeat):
+        sync()
+        started = time.perf_counter()
+        clips = ClipSource(store, videos, data.clip_len, device)
+        score_clips(model, clips, args.batch, True, amp)
+        end_to_end = max(end_to_end, len(clips) / (time.perf_counter() - started))
+        batches = [clips.batch(torch.arange(i, min(i + args.batch, len(clips))))
+                   for i in range(0, len(clips), args.batch)]
+        sync()
+        started = time.perf_counter()
+        for batch in batches:
+            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                clip_scores(model, batch)
+        sync()
+        forward = max(forward, len(clips) / (time.perf_counter() - started))
+        del batches
+    gpu = str(machine().get("gpu", ""))
+    emit({"benchmark": "score_throughput", "size": list(store.image_size), "channels": store.channels,
+          "width": args.width, "batch": args.batch, "amp": args.amp, "channels_last": args.channels_last,
+          "device": args.device, "clips": len(clips), "repeat": args.repeat,
+          "end_to_end_frames_per_s": round(end_to_end, 1), "forward_only_frames_per_s": round(forward, 1),
+          "share": round(end_to_end / forward, 3),
+          **compute_figures(flops_per_clip(model, clips.batch(torch.arange(1))), end_to_end, gpu),
+          "peak_host_mb": round(peak_host_mb(), 1), "peak_gpu_mb": peak_gpu_mb()})
 
 
 if __name__ == "__main__":

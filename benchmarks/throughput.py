@@ -1,22 +1,20 @@
 """Training and scoring throughput of the network on random clips (no data loading).
 
     python benchmarks/throughput.py --size 64 --channels 1 --width 8 --batch 8
-Prints clips/s for a training step (forward, backward, Adam) and frames/s for scoring (forward only),
-the FLOPs per clip, and appends one JSON line to docs/benchmarks.jsonl.
+Prints clips/s for a training step (forward, backward, Adam) and frames/s for scoring (forward only), the
+FLOPs per clip (torch's flop counter), the achieved TFLOP/s (and its share of the GPU's bf16 peak) and
+peak memory, and appends one JSON line to docs/benchmarks.jsonl. `--amp bf16 --channels-last` measure
+the GPU fast path.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
-from datetime import date
-from pathlib import Path
+from contextlib import nullcontext
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from common import compute_figures, emit, flops_per_clip, machine, peak_gpu_mb, peak_host_mb
 
 from vad.config import DataParams, ModelParams
 from vad.models import build_model
@@ -24,14 +22,8 @@ from vad.models.losses import autoencoder_losses
 from vad.scoring import clip_scores
 
 
-def machine() -> dict[str, str | int]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else ""
-    return {"cpu": cpu, "cores": os.cpu_count() or 0, "gpu": gpu, "torch": torch.__version__}
-
-
 def timed(fn, warmup: int, repeats: int, sync) -> float:
+    """Mean seconds per call of `fn` after `warmup` calls."""
     for _ in range(warmup):
         fn()
     sync()
@@ -50,6 +42,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--score-batch", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--amp", choices=("off", "bf16"), default="off")
+    parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -57,31 +51,40 @@ def main() -> None:
     torch.manual_seed(0)
     data = DataParams(image_size=args.size, channels=args.channels)
     model = build_model(ModelParams(width=args.width), data).to(device)
+    if args.channels_last:
+        model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     clips = torch.rand(args.batch, 5, args.channels, args.size, args.size, device=device)
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if args.amp == "bf16" else nullcontext())
+    forward_flops = flops_per_clip(model, clips[:1])
+    train_flops = flops_per_clip(model, clips[:1], backward=True)
 
     def train_step() -> None:
-        out = model(clips)
-        loss = sum(autoencoder_losses(out, 1.0).values()) + 0.1 * model.kmeans(out.r).mean()
+        with autocast:
+            out = model(clips)
+        loss = sum(autoencoder_losses(out, 1.0).values()) + 0.1 * model.kmeans(out.r.float()).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
-    with FlopCounterMode(display=False) as counter:
-        model(clips[:1])
     train_s = timed(train_step, 2, args.repeats, sync)
     model.eval()
-    score_clips = torch.rand(args.score_batch, 5, args.channels, args.size, args.size, device=device)
-    score_s = timed(lambda: clip_scores(model, score_clips), 1, max(args.repeats // 2, 2), sync)
-    record = {"benchmark": "throughput", "date": date.today().isoformat(), **machine(), **vars(args),
-              "gflop_per_clip_forward": counter.get_total_flops() / 1e9,
-              "train_clips_per_s": args.batch / train_s, "score_frames_per_s": args.score_batch / score_s}
-    for key, value in record.items():
-        print(f"{key:>24}: {value:.4g}" if isinstance(value, float) else f"{key:>24}: {value}")
-    out = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.jsonl"
-    out.parent.mkdir(exist_ok=True)
-    with out.open("a") as handle:
-        handle.write(json.dumps(record) + "\n")
+    batch = torch.rand(args.score_batch, 5, args.channels, args.size, args.size, device=device)
+
+    def score_step() -> None:
+        with autocast:
+            clip_scores(model, batch)
+
+    score_s = timed(score_step, 1, max(args.repeats // 2, 2), sync)
+    gpu = str(machine().get("gpu", ""))
+    train_rate, score_rate = args.batch / train_s, args.score_batch / score_s
+    emit({"benchmark": "throughput", **vars(args), "gflop_per_clip_forward": forward_flops / 1e9,
+          "gflop_per_clip_train_step": train_flops / 1e9,
+          "train_clips_per_s": train_rate, **{f"train_{k}": v for k, v in compute_figures(
+              train_flops, train_rate, gpu).items()},
+          "score_frames_per_s": score_rate, **{f"score_{k}": v for k, v in compute_figures(
+              forward_flops, score_rate, gpu).items()},
+          "peak_host_mb": round(peak_host_mb(), 1), "peak_gpu_mb": peak_gpu_mb()})
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ __all__ = ["run_local"]
 
 
 def run_local(dataset_uri: str, *, mlflow_tracking_uri: str | None = None, preset: str | dict[str, Any] = "ped2",
-              dataset_format: str = "auto", model_name: str = "", pipeline_root: str | Path = ".kfp-local") -> Path:
+              dataset_format: str = "auto", model_name: str = "", train_gpus: int = 1,
+              pipeline_root: str | Path = ".kfp-local") -> Path:
     """Run `vad_pipeline` on `dataset_uri` through `kfp.local`; returns the pipeline root holding the artifacts.
 
     Args:
@@ -23,6 +24,7 @@ def run_local(dataset_uri: str, *, mlflow_tracking_uri: str | None = None, prese
         preset: Preset name, or a params document (dict or JSON).
         dataset_format: Dataset layout, `auto` to detect it.
         model_name: Registered model name; empty for the preset's.
+        train_gpus: Processes of the train task; above 1, torchrun on this machine's GPUs (or its CPU, gloo).
         pipeline_root: Folder for the task artifacts (one sub-folder per run).
 
     Raises:
@@ -35,7 +37,7 @@ def run_local(dataset_uri: str, *, mlflow_tracking_uri: str | None = None, prese
     from vad.tracking import tracking_uri
 
     arguments = pipeline_arguments(dataset_uri, mlflow_tracking_uri or tracking_uri(), preset=preset,
-                                   dataset_format=dataset_format, model_name=model_name)
+                                   dataset_format=dataset_format, model_name=model_name, train_gpus=train_gpus)
     root = Path(pipeline_root).resolve()
     _resolve_named_outputs_in_conditions()
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)

@@ -8,6 +8,8 @@ Parameters (`kfp run create ... dataset_uri=s3://datasets/ped2 mlflow_tracking_u
     preset               ped2, avenue, shanghaitech (configs/*.yaml, embedded at compile time) or a params
                          document as JSON
     model_name           registered model name; empty: the preset's register.model_name, else vad-<dataset>
+    train_gpus           GPUs of the train task (default 1); above 1, train runs data-parallel on that many
+                         processes (torchrun) with the same params, train.batch_size being the global batch
 
 `extract` resolves and validates these into the params document every later task receives, so a bad preset,
 format or URI fails the first task within seconds. `register` runs only when the new micro AUC beats the
@@ -32,6 +34,7 @@ from typing import Any
 import yaml
 from components import champion, evaluate, extract, init_clusters, pretrain, register, score, train, validate
 from kfp import dsl, kubernetes
+from kfp.dsl.pipeline_channel import PipelineChannel
 
 __all__ = ["vad_pipeline", "pipeline_arguments", "PRESETS"]
 
@@ -44,17 +47,20 @@ MLFLOW_SECRET = ("vad-mlflow", ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME
 SHM_SIZE = "8Gi"  # /dev/shm of the GPU tasks (PyTorch shared memory); counts against their memory limit
 
 
-def _setup(task: dsl.PipelineTask, *, cpu: str, memory: str, gpu: bool = False, cache: bool = False,
-           secrets: tuple = ()) -> dsl.PipelineTask:
-    """Requests (limits twice as large), retries with exponential backoff, caching, secrets and /dev/shm."""
+def _setup(task: dsl.PipelineTask, *, cpu: str, memory: str, gpus: int | PipelineChannel = 0,
+           cache: bool = False, secrets: tuple = ()) -> dsl.PipelineTask:
+    """Requests (limits twice as large), retries with exponential backoff, caching, secrets, GPUs and /dev/shm.
+
+    `gpus` is a count or a pipeline parameter (resolved when the run starts).
+    """
     task.set_cpu_request(cpu).set_cpu_limit(str(2 * float(cpu)).removesuffix(".0"))
     task.set_memory_request(memory).set_memory_limit(f"{2 * int(memory.removesuffix('Gi'))}Gi")
     task.set_retry(num_retries=3, backoff_duration="60s", backoff_factor=2.0, backoff_max_duration="3600s")
     task.set_caching_options(enable_caching=cache)
     for name, keys in secrets:
         kubernetes.use_secret_as_env(task, secret_name=name, secret_key_to_env={k: k for k in keys}, optional=True)
-    if gpu:
-        task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
+    if isinstance(gpus, PipelineChannel) or gpus > 0:
+        task.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(gpus)
         kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory",
                                    size_limit=SHM_SIZE)
     return task
@@ -63,7 +69,7 @@ def _setup(task: dsl.PipelineTask, *, cpu: str, memory: str, gpu: bool = False, 
 @dsl.pipeline(name="vad", description="Video anomaly detection with spatio-temporal dissociation: train, "
                                       "evaluate and register the model in MLflow")
 def vad_pipeline(dataset_uri: str, mlflow_tracking_uri: str, dataset_format: str = "auto", preset: str = "ped2",
-                 model_name: str = ""):
+                 model_name: str = "", train_gpus: int = 1):
     """Train, evaluate and (if it beats the champion) register a model on the dataset at `dataset_uri`."""
     extract_task = _setup(extract(dataset_uri=dataset_uri, dataset_format=dataset_format, preset=preset,
                                   model_name=model_name, presets=PRESETS, workers=EXTRACT_WORKERS, skip_corrupt=False),
@@ -71,13 +77,13 @@ def vad_pipeline(dataset_uri: str, mlflow_tracking_uri: str, dataset_format: str
     params, frames = extract_task.outputs["params"], extract_task.outputs["frames"]
     validate_task = _setup(validate(params=params, frames=frames), cpu="1", memory="4Gi", cache=True)
     pretrain_task = _setup(pretrain(params=params, frames=frames).after(validate_task), cpu="4", memory="16Gi",
-                           gpu=True)
+                           gpus=1)
     init_task = _setup(init_clusters(params=params, frames=frames, pretrained=pretrain_task.outputs["model"]),
-                       cpu="4", memory="16Gi", gpu=True)
-    train_task = _setup(train(params=params, frames=frames, init=init_task.outputs["model"]), cpu="4",
-                        memory="16Gi", gpu=True)
+                       cpu="4", memory="16Gi", gpus=1)
+    train_task = _setup(train(params=params, frames=frames, init=init_task.outputs["model"], gpus=train_gpus),
+                        cpu="4", memory="16Gi", gpus=train_gpus)
     score_task = _setup(score(params=params, frames=frames, model=train_task.outputs["model"]), cpu="4",
-                        memory="16Gi", gpu=True)
+                        memory="16Gi", gpus=1)
     evaluate_task = _setup(evaluate(frames=frames, scores=score_task.outputs["scores"]), cpu="1", memory="4Gi")
     champion_task = _setup(champion(params=params, frames=frames, tracking_uri=mlflow_tracking_uri)
                            .after(evaluate_task), cpu="0.5", memory="1Gi", secrets=(MLFLOW_SECRET,))
@@ -90,24 +96,26 @@ def vad_pipeline(dataset_uri: str, mlflow_tracking_uri: str, dataset_format: str
 
 
 def pipeline_arguments(dataset_uri: str, mlflow_tracking_uri: str, *, preset: str | dict[str, Any] = "ped2",
-                       dataset_format: str = "auto", model_name: str = "") -> dict[str, str]:
-    """Check the arguments of `vad_pipeline` on the client (before anything runs) and return them as strings.
+                       dataset_format: str = "auto", model_name: str = "", train_gpus: int = 1) -> dict[str, str | int]:
+    """Check the arguments of `vad_pipeline` on the client (before anything runs) and return them.
 
     `preset` may be a dict (a params document), sent as JSON. The `extract` task repeats the preset and format
-    checks at run time, for runs created without this helper.
+    checks at run time, and the train task the GPU count, for runs created without this helper.
 
     Raises:
-        ConfigError: unknown preset, invalid JSON or params document, unknown format.
+        ConfigError: unknown preset, invalid JSON or params document, unknown format, train_gpus below 1.
         DataError: `dataset_uri` names an unsupported scheme.
     """
     from vad.config import resolve_preset
     from vad.data.sources import SUPPORTED
-    from vad.errors import DataError
+    from vad.errors import ConfigError, DataError
 
     text = json.dumps(preset) if isinstance(preset, dict) else str(preset)
     resolve_preset(text, PRESETS, dataset_format=dataset_format, model_name=model_name)
     scheme = dataset_uri.split("://", 1)[0].lower() if "://" in dataset_uri else ""
     if scheme not in ("", "s3", "http", "https", "dvc"):
         raise DataError(f"unsupported dataset_uri {dataset_uri} (scheme {scheme}://); pass {SUPPORTED}")
+    if isinstance(train_gpus, bool) or not isinstance(train_gpus, int) or train_gpus < 1:
+        raise ConfigError(f"train_gpus must be an integer of at least 1, got {train_gpus!r}")
     return {"dataset_uri": dataset_uri, "mlflow_tracking_uri": mlflow_tracking_uri, "dataset_format": dataset_format,
-            "preset": text, "model_name": model_name}
+            "preset": text, "model_name": model_name, "train_gpus": train_gpus}

@@ -21,7 +21,12 @@ def clip_scores(model: TwoStreamAE, clips: torch.Tensor, use_clusters: bool = Tr
     (NaN without clustering); `fused` = s = 1 / mean_p(e(p) * D_u(p)), high for normal clips.
     """
     outputs = model(clips)
-    error = (outputs.target - outputs.prediction).float().pow(2).mean(dim=1)
+    with torch.autocast(clips.device.type, enabled=False):  # under autocast, only the network runs in bf16
+        return _scores(model, outputs, use_clusters)
+
+
+def _scores(model: TwoStreamAE, outputs, use_clusters: bool) -> dict[str, torch.Tensor]:
+    error = (outputs.target.float() - outputs.prediction.float()).pow(2).mean(dim=1)
     if use_clusters:
         distance = model.kmeans(outputs.r.float())
         upsampled = F.interpolate(distance[:, None], size=error.shape[-2:], mode="nearest")[:, 0]

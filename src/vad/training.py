@@ -200,6 +200,36 @@ def _match_param_layouts(optimizer: torch.optim.Optimizer) -> None:
                     optimizer.state[param][name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
+class _DataClock:
+    """Time spent getting each batch vs running each step, without a synchronisation per step.
+
+    On the CPU the work is synchronous and wall-clock times say it all. On a GPU, CUDA events are recorded
+    in the stream before the batch is built, once it is ready, and after the step; the interval before
+    "ready" covers the device's gather and conversion plus any time the device sat idle while the host
+    prepared the batch: the time the step waited for its data. Events are read once, at the end of the epoch.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.marks: list[Any] = []
+
+    def mark(self) -> None:
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self.marks.append(event)
+        else:
+            self.marks.append(time.perf_counter())
+
+    def totals(self) -> tuple[float, float]:
+        """Seconds (data, step) over the epoch; marks come in threes: before data, data ready, step done."""
+        if self.cuda and self.marks:
+            self.marks[-1].synchronize()
+        elapsed = ((lambda a, b: a.elapsed_time(b) / 1e3) if self.cuda else (lambda a, b: b - a))
+        triples = [self.marks[i : i + 3] for i in range(0, len(self.marks), 3)]
+        return (sum(elapsed(a, b) for a, b, _ in triples), sum(elapsed(b, c) for _, b, c in triples))
+
+
 def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     # The order depends only on (seed, epoch), so a resumed run sees the same batches as an uninterrupted one.
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -224,7 +254,8 @@ def fit(model: torch.nn.Module, clips: ClipSource, step: StepFn, *, epochs: int,
     `max_clips` caps the clips of each epoch (the first ones of its shuffled order), for time-boxed runs.
 
     Returns:
-        One dict per epoch: mean of each loss, clips/s, seconds.
+        One dict per epoch: mean of each loss, clips/s, seconds, and `data_wait_share`: the share of
+        step time spent waiting for the batch (see `_DataClock`; summed over ranks under torchrun).
     """
     if batch_size < dist.world_size:
         raise ConfigError(f"{name}.batch_size {batch_size} is the global batch, split over {dist.world_size} "
@@ -254,6 +285,7 @@ def fit(model: torch.nn.Module, clips: ClipSource, step: StepFn, *, epochs: int,
         labels: list[str] = []
         values: list[torch.Tensor] = []  # per batch, kept on the device: no synchronisation per step
         weights: list[float] = []
+        clock = _DataClock(clips.device)
         began = time.perf_counter()
         batches = range(0, len(order), batch_size)
         if progress and dist.is_main:
@@ -262,7 +294,11 @@ def fit(model: torch.nn.Module, clips: ClipSource, step: StepFn, *, epochs: int,
             batches = tqdm(batches, desc=f"{name} {epoch + 1}/{epochs}", leave=False, unit="batch")
         for first in batches:
             indices, weight = dist.shard(order[first : first + batch_size])
-            losses = step(clips.batch(indices), weight * dist.world_size)
+            clock.mark()
+            batch = clips.batch(indices)
+            clock.mark()
+            losses = step(batch, weight * dist.world_size)
+            clock.mark()
             labels = labels or list(losses)
             values.append(torch.stack([losses[k].detach().float() for k in labels]))
             weights.append(weight)
@@ -272,9 +308,11 @@ def fit(model: torch.nn.Module, clips: ClipSource, step: StepFn, *, epochs: int,
         sums = dist.all_reduce((torch.stack(values).cpu().double()
                                 * torch.tensor(weights, dtype=torch.float64)[:, None]).sum(0))
         seconds = float(dist.all_reduce(torch.tensor([time.perf_counter() - began], dtype=torch.float64), "max"))
+        data_s, step_s = dist.all_reduce(torch.tensor(clock.totals(), dtype=torch.float64)).tolist()
         batches_run = len(values)
         record = {"epoch": epoch + 1, **{k: float(v) / batches_run for k, v in zip(labels, sums, strict=True)},
-                  "clips_per_s": len(order) / seconds, "seconds": seconds}
+                  "clips_per_s": len(order) / seconds, "seconds": seconds,
+                  "data_wait_share": data_s / max(data_s + step_s, 1e-12)}
         history.append(record)
         # Per-rank BatchNorm (CPU) leaves each rank with its own running statistics: keep rank 0's.
         dist.broadcast_buffers(model)
@@ -287,8 +325,8 @@ def fit(model: torch.nn.Module, clips: ClipSource, step: StepFn, *, epochs: int,
                 "schedulers": {k: s.state_dict() for k, s in schedulers.items()}, **(extra or {}),
             })
             losses_text = "  ".join(f"{k}={v:.5f}" for k, v in record.items()
-                                    if k not in {"epoch", "clips_per_s", "seconds"})
-            log.info("%s epoch %d/%d  %s  %.1f clips/s", name, epoch + 1, epochs, losses_text,
-                     record["clips_per_s"])
+                                    if k not in {"epoch", "clips_per_s", "seconds", "data_wait_share"})
+            log.info("%s epoch %d/%d  %s  %.1f clips/s (%.0f%% waiting for data)", name, epoch + 1, epochs,
+                     losses_text, record["clips_per_s"], 100 * record["data_wait_share"])
         dist.barrier()
     return history

@@ -32,3 +32,32 @@ def test_pretrain_refuses_a_model_where_the_frame_store_belongs(record_run, chec
                              model=artifact(Model, "model"), metrics=artifact(Metrics, "metrics"))
     assert_one_line(error)
     assert recorder.calls == []
+
+
+def test_pretrain_on_two_gpus_launches_the_stage_and_logs_its_metrics(record_run, frames, artifact, as_struct,
+                                                                      make_document, monkeypatch):
+    import vad.launch
+
+    recorder = record_run("vad.stages.pretrain")
+    launches = []
+    monkeypatch.setattr(vad.launch, "run_stage",
+                        lambda *args: launches.append(args) or {"pretrain_loss": 0.25})
+    model, metrics = artifact(Model, "model"), artifact(Metrics, "metrics")
+
+    pretrain.python_func(params=as_struct(make_document()), frames=frames, model=model, metrics=metrics, gpus=2)
+
+    assert launches == [("pretrain", parse_params(make_document()), {"frames": frames.path, "out": model.path}, 2)]
+    assert recorder.calls == []
+    assert metrics.metadata == {"pretrain_loss": 0.25}
+    assert model.metadata["data_fingerprint"] == frames.metadata["data_fingerprint"]
+
+
+def test_pretrain_refuses_zero_gpus(record_run, frames, artifact, make_document, assert_one_line):
+    from vad.errors import ConfigError
+
+    recorder = record_run("vad.stages.pretrain")
+    with pytest.raises(ConfigError, match="gpus must be at least 1, got 0") as error:
+        pretrain.python_func(params=make_document(), frames=frames, model=artifact(Model, "model"),
+                             metrics=artifact(Metrics, "metrics"), gpus=0)
+    assert_one_line(error)
+    assert recorder.calls == []

@@ -54,12 +54,25 @@ def test_registration_runs_only_when_the_new_auc_beats_the_champion(tasks):
         "outputParameterKey": "Output", "producerTask": "champion"}
 
 
-def test_exactly_the_gpu_stages_request_one_nvidia_gpu(containers):
+def test_exactly_the_gpu_stages_request_nvidia_gpus_one_each_but_train(containers):
     accelerated = {name for name, container in containers.items() if "accelerator" in container["resources"]}
     assert accelerated == GPU
-    for name in GPU:
+    for name in GPU - {"train"}:
         accelerator = containers[name]["resources"]["accelerator"]
         assert accelerator["resourceType"] == "nvidia.com/gpu" and accelerator["resourceCount"] == "1"
+
+
+def test_train_requests_train_gpus_gpus_and_runs_on_as_many_processes(containers, tasks):
+    accelerator = containers["train"]["resources"]["accelerator"]
+    assert accelerator["resourceType"] == "nvidia.com/gpu"
+    # resolved by the backend when the run starts, from the task input below
+    assert accelerator["resourceCount"] == "{{$.inputs.parameters['pipelinechannel--train_gpus']}}"
+    assert "count" not in accelerator  # no constant left behind that a backend could prefer
+    parameters = tasks["train"]["inputs"]["parameters"]
+    assert parameters["pipelinechannel--train_gpus"] == {"componentInputParameter": "train_gpus"}
+    assert parameters["gpus"] == {"componentInputParameter": "train_gpus"}  # the component's process count
+    for name in GPU - {"train"}:
+        assert not any("train_gpus" in key for key in tasks[name]["inputs"]["parameters"]), name
 
 
 def test_every_task_requests_and_limits_cpu_and_memory(containers):
@@ -113,6 +126,8 @@ def test_components_install_nothing_at_run_time(containers):
 def test_pipeline_parameters(compiled):
     spec, _ = compiled
     parameters = spec["root"]["inputDefinitions"]["parameters"]
-    assert set(parameters) == {"dataset_uri", "dataset_format", "preset", "model_name", "mlflow_tracking_uri"}
+    assert set(parameters) == {"dataset_uri", "dataset_format", "preset", "model_name", "mlflow_tracking_uri",
+                               "train_gpus"}
     assert {name for name, p in parameters.items() if not p.get("isOptional")} == {"dataset_uri", "mlflow_tracking_uri"}
     assert parameters["preset"]["defaultValue"] == "ped2" and parameters["dataset_format"]["defaultValue"] == "auto"
+    assert parameters["train_gpus"] == {"defaultValue": 1.0, "isOptional": True, "parameterType": "NUMBER_INTEGER"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from vad.cli import main
@@ -26,11 +27,13 @@ def test_pipeline_outside_the_repository_root_fails_in_one_line(monkeypatch, tmp
     assert "run `vad pipeline` from the repository root" in caplog.text
 
 
-def test_pipeline_run_local_refuses_an_unknown_preset_before_running(monkeypatch, tmp_path, caplog):
+@pytest.mark.parametrize(("option", "message"), [(["--preset", "ped3"], "unknown preset 'ped3'"),
+                                               (["--train-gpus", "0"], "train_gpus must be an integer of at "
+                                                                       "least 1, got 0")])
+def test_pipeline_run_local_refuses_bad_arguments_before_running(monkeypatch, tmp_path, caplog, option, message):
     monkeypatch.chdir(REPO)
-    code = main(["pipeline", "run-local", "--dataset", str(tmp_path), "--preset", "ped3", "--root",
-                 str(tmp_path / "root")])
-    assert code == 2 and "unknown preset 'ped3'" in caplog.text
+    code = main(["pipeline", "run-local", "--dataset", str(tmp_path), *option, "--root", str(tmp_path / "root")])
+    assert code == 2 and message in caplog.text
     assert not (tmp_path / "root").exists()
 
 
@@ -52,11 +55,13 @@ def test_pipeline_submit_reads_a_params_file_and_passes_the_schedule(monkeypatch
     params_file.write_text(yaml.safe_dump(make_document()))
 
     assert main(["pipeline", "submit", "--host", "http://kfp", "--dataset", "s3://b/tiny", "--preset", str(params_file),
-                 "--tracking-uri", "http://mlflow", "--cron", "0 0 3 * * 1", "--experiment", "nightly"]) == 0
+                 "--tracking-uri", "http://mlflow", "--cron", "0 0 3 * * 1", "--experiment", "nightly",
+                 "--train-gpus", "4"]) == 0
 
     [(args, kwargs)] = calls
     host, package, experiment, params = args
     assert (host, package.name, experiment, kwargs) == ("http://kfp", "vad_pipeline.yaml", "nightly",
                                                         {"recurring_cron": "0 0 3 * * 1"})
     assert params["preset"]["model"]["width"] == 4 and params["dataset_uri"] == "s3://b/tiny"
+    assert params["train_gpus"] == 4
     assert json.loads(capsys.readouterr().out) == {"run_id": "r"}

@@ -20,7 +20,7 @@ from vad.metrics import anomaly_from_regularity
 from vad.models import build_model
 from vad.scoring import SCORE_COLUMNS, clip_scores
 from vad.stages import StageResult
-from vad.training import select_device
+from vad.training import resolve_runtime, select_device
 
 __all__ = ["run", "score_clips", "HEADER"]
 
@@ -46,15 +46,21 @@ def _groups(videos: list[VideoEntry], frame_bytes: int) -> list[list[VideoEntry]
     return groups
 
 
-def score_clips(model: torch.nn.Module, clips: ClipSource, batch_size: int,
-                use_clusters: bool) -> dict[str, np.ndarray]:
-    """Raw scores of every clip of `clips`, in order (video by video; clip i of a video ends at frame i+T-1)."""
+def score_clips(model: torch.nn.Module, clips: ClipSource, batch_size: int, use_clusters: bool,
+                amp_dtype: torch.dtype | None = None) -> dict[str, np.ndarray]:
+    """Raw scores of every clip of `clips`, in order (video by video; clip i of a video ends at frame i+T-1).
+
+    `amp_dtype` runs the network under autocast (bf16 on GPUs, from `perf.amp`); the scores are float32.
+    """
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in SCORE_COLUMNS}
+    autocast = torch.autocast(clips.device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
     for first in range(0, len(clips), batch_size):
         indices = torch.arange(first, min(first + batch_size, len(clips)))
-        for name, values in clip_scores(model, clips.batch(indices), use_clusters).items():
-            parts[name].append(values.cpu())
-    return {name: torch.cat(values).double().numpy() for name, values in parts.items()}
+        with autocast:
+            scores = clip_scores(model, clips.batch(indices), use_clusters)
+        for name, values in scores.items():
+            parts[name].append(values)  # left on the device: a copy per batch would stall the GPU each time
+    return {name: torch.cat(values).double().cpu().numpy() for name, values in parts.items()}
 
 
 def _write_video(writer, video: VideoEntry, raw: dict[str, np.ndarray], clip_len: int) -> None:
@@ -74,10 +80,13 @@ def _format(value: float) -> str:
 def run(params: Params, frames_dir: Path, model_dir: Path, out_path: Path) -> StageResult:
     """Score the test videos of `frames_dir` with the model in `model_dir`; write `out_path` (scores.csv)."""
     device = select_device(params.device)
+    runtime = resolve_runtime(device, params.perf)  # bf16 autocast and channels_last on GPUs, as in training
     store = FrameStore.open(frames_dir)
     model = build_model(params.model, params.data).to(device)
     model.load_state_dict(load_checkpoint(model_dir / CHECKPOINT, device)["model"])
     model.eval()
+    if runtime.channels_last:
+        model.to(memory_format=torch.channels_last)
     clip_len = params.data.clip_len
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -86,7 +95,7 @@ def run(params: Params, frames_dir: Path, model_dir: Path, out_path: Path) -> St
     frame_bytes = params.data.image_size[0] * params.data.image_size[1] * params.data.channels
     for group in _groups(store.split(Split.TEST), frame_bytes):
         clips = ClipSource(store, group, clip_len, device)
-        scores = score_clips(model, clips, params.score.batch_size, params.model.kmeans)
+        scores = score_clips(model, clips, params.score.batch_size, params.model.kmeans, runtime.amp_dtype)
         first = 0
         for video in group:
             count = video.frames - clip_len + 1

@@ -55,3 +55,19 @@ def test_scores_file_has_documented_columns_and_normalised_anomaly(trained):
     fused = np.array([float(r["fused"]) for r in scored])
     product = np.array([float(r["prediction_error"]) * float(r["cluster_distance"]) for r in scored])
     assert (fused > 0).all() and np.isfinite(product).all()
+
+
+def test_bf16_channels_last_scoring_matches_float32(trained, params, tmp_path):
+    # The GPU fast path (perf.amp bf16, channels_last), run on the CPU: only the network runs in bf16.
+    from vad.config import PerfParams
+
+    fast = params.model_copy(update={"perf": PerfParams(amp="bf16", channels_last=True)})
+    score.run(fast, trained["frames"], trained["train"], tmp_path / "scores.csv")
+    plain = [r for r in csv.DictReader(trained["scores"].open()) if r["scored"] == "1"]
+    bf16 = [r for r in csv.DictReader((tmp_path / "scores.csv").open()) if r["scored"] == "1"]
+    assert [(r["video"], r["frame"]) for r in bf16] == [(r["video"], r["frame"]) for r in plain]
+    for column in ("prediction_error", "cluster_distance", "fused"):
+        a = np.array([float(r[column]) for r in plain])
+        b = np.array([float(r[column]) for r in bf16])
+        assert not np.array_equal(a, b), column  # it did run another path
+        np.testing.assert_allclose(b, a, rtol=0.05, err_msg=column)
