@@ -10,7 +10,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
-JSONL = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.jsonl"
+# Where records go: docs/benchmarks.jsonl, or BENCHMARKS_JSONL (the tests point it at a temporary file).
+JSONL = Path(os.environ.get("BENCHMARKS_JSONL") or Path(__file__).resolve().parents[1] / "docs" / "benchmarks.jsonl")
 
 # Dense bf16 tensor-core peaks (TFLOP/s, without sparsity) from the vendors' data sheets, by device-name
 # substring: the denominator of "achieved share of peak". Unknown devices report no share.

@@ -84,7 +84,7 @@ def main() -> None:
     from vad.config import DataParams
     from vad.stages import extract
 
-    videos = sorted(args.source.glob("*/*.mp4"))
+    videos = sorted(p for p in args.source.glob("*/*") if p.suffix.lower() in {".mp4", ".avi"})
     workers = os.cpu_count() or 1
     extract_fps = bare_fps = 0.0
     with tempfile.TemporaryDirectory() as tmp:

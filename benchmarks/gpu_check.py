@@ -18,16 +18,48 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import JSONL, compute_figures, flops_per_clip, machine, peak_gpu_mb, peak_host_mb
 
+from vad.checkpoint import CHECKPOINT, load_checkpoint
 from vad.config import load_params
 from vad.data.base import Split
+from vad.data.clips import ClipSource
 from vad.data.store import FrameStore
 from vad.metrics import VideoScores, evaluate, read_scores
+from vad.models import build_model
+from vad.scoring import clip_scores
 from vad.stages import extract, init_clusters, pretrain, score, train
-from vad.training import device_name, select_device
+from vad.training import device_name, resolve_runtime, select_device
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("gpu_check")
+
+
+def forward_only_frames_per_s(params, checkpoint: Path, store: FrameStore, device: torch.device,
+                              max_batches: int = 16) -> float:
+    """Model-forward-only scoring rate on prebuilt batches of test clips, at the score stage's batch size."""
+    model = build_model(params.model, params.data).to(device)
+    model.load_state_dict(load_checkpoint(checkpoint, device)["model"])
+    model.eval()
+    runtime = resolve_runtime(device, params.perf)
+    if runtime.channels_last:
+        model.to(memory_format=torch.channels_last)
+    clips = ClipSource.from_split(store, Split.TEST, params.data.clip_len, device)
+    size = params.score.batch_size
+    batches = [clips.batch(torch.arange(i, min(i + size, len(clips))))
+               for i in range(0, min(len(clips), size * max_batches), size)]
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    autocast = torch.autocast(device.type, dtype=runtime.amp_dtype, enabled=runtime.amp_dtype is not None)
+    best = 0.0
+    for _ in range(2):  # the first pass warms up (cudnn.benchmark, allocator)
+        sync()
+        started = time.perf_counter()
+        for batch in batches:
+            with autocast:
+                clip_scores(model, batch, params.model.kmeans)
+        sync()
+        best = max(best, sum(len(b) for b in batches) / (time.perf_counter() - started))
+    return best
 
 
 def main() -> None:
@@ -63,7 +95,9 @@ def main() -> None:
     started = time.perf_counter()
     pretrain.run(calibration, work / "frames", work / "probe")
     clips_per_s = probe / (time.perf_counter() - started)
-    score_s = test_clips / (clips_per_s * 3) + 10  # forward only is ~3x a training step; plus start-up
+    # Scoring, then two forward-only passes over up to 16 batches, at the probe's forward rate.
+    score_fps = forward_only_frames_per_s(params, work / "probe" / CHECKPOINT, store, device, max_batches=2)
+    score_s = (test_clips + 2 * min(test_clips, 16 * params.score.batch_size)) / score_fps + 10
     left = args.budget - (time.perf_counter() - began) - score_s - 15
     full = (params.pretrain.epochs + params.train.epochs) * train_clips
     fraction = max(0.0, min(1.0, left * clips_per_s / full))
@@ -97,20 +131,36 @@ def main() -> None:
                           scores[v.id]["prediction_error"], scores[v.id]["cluster_distance"])
               for v in store.split(Split.TEST)]
     metrics = evaluate(videos).metrics
-    record = {"benchmark": "gpu_check", "date": date.today().isoformat(), "device": device_name(device),
+    forward_fps = forward_only_frames_per_s(params, work / "train" / CHECKPOINT, store, device)
+    histories = [json.loads((work / stage / "history.json").read_text()) for stage in ("pretrain", "train")]
+    waits = [r["data_wait_share"] for history in histories for r in history[1:] or history]  # after warm-up
+    train_flops = flops_per_clip(build_model(params.model, params.data).to(device),
+                                 ClipSource.from_split(store, Split.TRAIN, params.data.clip_len, device)
+                                 .batch(torch.arange(1)), backward=True)
+    rate = epochs_clips / training_s
+    record = {"benchmark": "gpu_check", "date": date.today().isoformat(), **machine(), "device": device_name(device),
               "torch": torch.__version__, "budget_s": args.budget, "schedule_fraction": round(fraction, 4),
               "pretrain_epochs": pre_epochs, "train_epochs": train_epochs, "clips_per_epoch": per_epoch or train_clips,
               "auc_micro": round(metrics["auc_micro"], 4), "auc_macro": round(metrics.get("auc_macro", np.nan), 4),
               "training_s": round(training_s, 1), "train_clips_per_s": round(epochs_clips / training_s, 2),
               "last_epoch_clips_per_s": round(trained.metrics["train_clips_per_s"], 1),
+              "data_wait_share_mean": round(float(np.mean(waits)), 4), "data_wait_share_max": round(max(waits), 4),
+              "gflop_per_clip_train_step": round(train_flops / 1e9, 2),
+              **{f"train_{k}": v for k, v in compute_figures(train_flops, rate, device_name(device)).items()},
+              "score_batch": params.score.batch_size,
               "score_frames_per_s": round(scored.metrics["score_frames_per_s"], 1),
+              "forward_only_frames_per_s": round(forward_fps, 1),
+              "score_share_of_forward": round(scored.metrics["score_frames_per_s"] / forward_fps, 3),
+              "peak_host_mb": round(peak_host_mb(), 1), "peak_gpu_mb": peak_gpu_mb(),
               "total_s": round(time.perf_counter() - began, 1)}
     print(json.dumps(record))
-    for key in ("auc_micro", "training_s", "train_clips_per_s", "score_frames_per_s", "total_s"):
-        print(f"{key:>20}: {record[key]}")
-    out = Path(os.environ.get("OUT") or ROOT / "docs")
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "benchmarks.jsonl").open("a") as handle:
+    for key in ("auc_micro", "training_s", "train_clips_per_s", "data_wait_share_mean", "train_achieved_tflops",
+                "train_share_of_peak", "score_frames_per_s", "forward_only_frames_per_s", "score_share_of_forward",
+                "peak_gpu_mb", "total_s"):
+        print(f"{key:>26}: {record[key]}")
+    out = Path(os.environ["OUT"]) / "benchmarks.jsonl" if os.environ.get("OUT") else JSONL  # $OUT: device runs
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("a") as handle:
         handle.write(json.dumps(record) + "\n")
 
 

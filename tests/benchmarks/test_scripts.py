@@ -1,0 +1,75 @@
+"""The benchmark scripts run and record what they claim, on tiny inputs (their figures are not checked)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPTS = REPO / "benchmarks"
+
+
+def _run(script: str, *args: str, tmp_path: Path, timeout: int = 300) -> dict:
+    """Run a benchmark script; return the one JSON record it appended (to a temporary file)."""
+    jsonl = tmp_path / "benchmarks.jsonl"
+    env = {**os.environ, "BENCHMARKS_JSONL": str(jsonl), "OUT": str(tmp_path)}
+    done = subprocess.run([sys.executable, str(SCRIPTS / script), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=REPO)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    [line] = jsonl.read_text().splitlines()
+    record = json.loads(line)
+    assert record["cores"] == os.cpu_count() and record["cpu"]  # every record names the machine
+    return record
+
+
+def test_throughput_reports_flops_and_rates(tmp_path):
+    record = _run("throughput.py", "--size", "32", "--width", "4", "--batch", "2", "--score-batch", "4",
+                  "--repeats", "2", tmp_path=tmp_path)
+    assert 0 < record["gflop_per_clip_forward"] < record["gflop_per_clip_train_step"]
+    assert record["train_clips_per_s"] > 0 and record["score_frames_per_s"] > 0
+    assert record["train_achieved_tflops"] > 0 and record["train_share_of_peak"] is None  # no GPU: no peak
+    assert record["peak_host_mb"] > 0 and record["peak_gpu_mb"] is None
+
+
+def test_score_throughput_compares_end_to_end_with_forward_only(tmp_path, frame_store):
+    record = _run("score_throughput.py", "--frames", str(frame_store), "--width", "4", "--batch", "8",
+                  "--repeat", "1", tmp_path=tmp_path)
+    assert record["clips"] == 3 * (30 - 4)  # every clip of the 3 tiny test videos
+    assert record["share"] == pytest.approx(record["end_to_end_frames_per_s"] / record["forward_only_frames_per_s"],
+                                            abs=1e-3)
+
+
+def test_train_throughput_reports_the_data_wait_share(tmp_path, frame_store, make_document):
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(make_document()))
+    record = _run("train_throughput.py", "--frames", str(frame_store), "--preset", str(tmp_path / "tiny.yaml"),
+                  "--epochs", "2", tmp_path=tmp_path)
+    assert record["train_clips_per_s"] > 0 and 0 <= record["data_wait_share"] < 1
+    assert record["gflop_per_clip_train_step"] > 0 and record["size"] == [32, 32]
+
+
+def test_extract_benchmark_measures_a_single_core_loop_and_memory(tmp_path, raw_dataset):
+    record = _run("extract_ped2.py", "--source", str(raw_dataset), "--size", "32", "--channels", "1",
+                  "--repeat", "1", tmp_path=tmp_path)
+    assert record["frames"] == 2 * 30 + 3 * 30
+    assert record["ratio_per_worker"] == pytest.approx(
+        record["extract_frames_per_s"] / record["workers"] / record["bare_loop_frames_per_s"], abs=2e-3)
+    assert record["peak_rss_mb_1x"] > 0 and record["peak_rss_mb_4x"] > 0
+
+
+def test_gpu_check_runs_on_cpu_within_its_budget(tmp_path, raw_dataset):
+    # The GPU check's CPU path: extract, scale the Ped2 schedule to the budget, train, score, evaluate.
+    done = subprocess.run(["bash", str(SCRIPTS / "gpu_check.sh"), "60", str(raw_dataset), "--size", "32",
+                           "--channels", "1", "--width", "4"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable}, cwd=REPO)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    record = json.loads((tmp_path / "benchmarks.jsonl").read_text())
+    assert "scaling the Ped2 schedule" in done.stderr and record["schedule_fraction"] < 1
+    assert record["total_s"] < 60 and 0 <= record["auc_micro"] <= 1
+    assert record["score_frames_per_s"] > 0 and record["forward_only_frames_per_s"] > 0
+    assert 0 <= record["data_wait_share_mean"] < 1 and record["gflop_per_clip_train_step"] > 0
