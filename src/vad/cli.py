@@ -121,7 +121,10 @@ def cmd_score(args: argparse.Namespace) -> None:
     from vad.stages import score
 
     params = _params(args, {"": {"device": args.device}, "score": {"batch_size": args.batch_size}})
-    score.run(params, Path(args.frames), Path(args.model), Path(args.out))
+    if args.video:
+        score.run_videos(params, [Path(v) for v in args.video], Path(args.model), Path(args.out))
+    else:
+        score.run(params, Path(args.frames), Path(args.model), Path(args.out))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -293,8 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--out", required=True)
     training(sub)
 
-    sub = command("score", cmd_score, "score every test frame; write scores.csv")
-    sub.add_argument("--frames", required=True)
+    sub = command("score", cmd_score, "score every test frame (or every frame of --video files); write scores.csv")
+    inputs = sub.add_mutually_exclusive_group(required=True)
+    inputs.add_argument("--frames", help="frame store whose test videos to score")
+    inputs.add_argument("--video", action="append", help="a video file to score directly (repeatable)")
     sub.add_argument("--model", required=True, help="output folder of `vad train`")
     sub.add_argument("--out", required=True, help="scores.csv to write")
     sub.add_argument("--batch-size", type=int)

@@ -37,12 +37,13 @@ def test_throughput_reports_flops_and_rates(tmp_path):
     assert record["peak_host_mb"] > 0 and record["peak_gpu_mb"] is None
 
 
-def test_score_throughput_compares_end_to_end_with_forward_only(tmp_path, frame_store):
-    record = _run("score_throughput.py", "--frames", str(frame_store), "--width", "4", "--batch", "8",
-                  "--repeat", "1", tmp_path=tmp_path)
+def test_score_throughput_compares_end_to_end_with_forward_only(tmp_path, raw_dataset):
+    record = _run("score_throughput.py", "--source", str(raw_dataset), "--size", "32", "--width", "4",
+                  "--batch", "8", "--repeat", "1", tmp_path=tmp_path)
     assert record["clips"] == 3 * (30 - 4)  # every clip of the 3 tiny test videos
     assert record["share"] == pytest.approx(record["end_to_end_frames_per_s"] / record["forward_only_frames_per_s"],
                                             abs=1e-3)
+    assert record["from_video_files_frames_per_s"] > 0  # the source holds video files: `vad score --video` timed
 
 
 def test_train_throughput_reports_the_data_wait_share(tmp_path, frame_store, make_document):

@@ -56,3 +56,24 @@ def test_missing_frame_store(tmp_path):
 def test_debug_shows_the_traceback(tmp_path):
     result = vad("--debug", "extract", "--source", str(tmp_path / "missing"), "--out", "o", cwd=tmp_path)
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_score_of_a_missing_video_file(tmp_path):
+    result = vad("score", "--video", str(tmp_path / "cam1.mp4"), "--model", "m", "--out", "s.csv", cwd=tmp_path)
+    assert_one_line_error(result, "cam1.mp4", "not found", "--video")
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_score_takes_video_files_directly(trained, raw_dataset, make_document, tmp_path):
+    import csv
+
+    import yaml
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(make_document()))
+    videos = sorted((raw_dataset / "test").glob("*.avi"))[:2]
+    result = vad("score", "--video", str(videos[0]), "--video", str(videos[1]), "--model", str(trained["train"]),
+                 "--out", "s.csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "s.csv").open()))
+    assert {r["video"] for r in rows} == {v.stem for v in videos}
+    assert len(rows) == 2 * 30 and sum(r["scored"] == "1" for r in rows) == 2 * (30 - 4)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from vad.errors import CorruptMediaError
 
-__all__ = ["iter_frames", "prepare_frame"]
+__all__ = ["iter_frames", "prepare_frame", "prefetch"]
+
+T = TypeVar("T")
 
 
 def prepare_frame(image: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
@@ -80,3 +85,51 @@ def iter_frames(source: Path, size: tuple[int, int], channels: int,
                                     f"truncated or corrupt, replace it or pass --skip-corrupt")
     finally:
         capture.release()
+
+
+class _Raised:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def prefetch(items: Iterator[T], depth: int) -> Iterator[T]:
+    """Yield `items`, produced in a background thread up to `depth` ahead.
+
+    OpenCV and torch release the GIL, so decoding the next frames overlaps with the consumer's compute. An
+    exception in the producer is raised in the consumer; a consumer that stops early stops the producer.
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+    done = object()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(done)
+        except BaseException as error:  # handed to the consumer
+            put(_Raised(error))
+
+    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is done:
+                return
+            if isinstance(item, _Raised):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join()

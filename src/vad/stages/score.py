@@ -1,4 +1,8 @@
-"""Stage `score`: score every test frame that ends a full clip; write scores.csv."""
+"""Stage `score`: score every test frame that ends a full clip; write scores.csv.
+
+`run` scores the test videos of a frame store; `run_videos` scores video files directly, decoding in a
+background thread while the network works, without a frame store.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import csv
 import io
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +19,17 @@ import torch
 from vad.checkpoint import CHECKPOINT, load_checkpoint
 from vad.config import Params
 from vad.data.base import Split
-from vad.data.clips import ClipSource
+from vad.data.clips import ClipSource, to_model_input
+from vad.data.decode import iter_frames, prefetch
 from vad.data.store import FrameStore, VideoEntry, atomic_write_text
+from vad.errors import DataError
 from vad.metrics import anomaly_from_regularity
 from vad.models import build_model
 from vad.scoring import SCORE_COLUMNS, clip_scores
 from vad.stages import StageResult
-from vad.training import resolve_runtime, select_device
+from vad.training import Runtime, resolve_runtime, select_device
 
-__all__ = ["run", "score_clips", "HEADER"]
+__all__ = ["run", "run_videos", "score_clips", "score_frames", "HEADER"]
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +84,101 @@ def _format(value: float) -> str:
     return "" if np.isnan(value) else f"{value:.8g}"
 
 
-def run(params: Params, frames_dir: Path, model_dir: Path, out_path: Path) -> StageResult:
-    """Score the test videos of `frames_dir` with the model in `model_dir`; write `out_path` (scores.csv)."""
+def _load_model(params: Params, model_dir: Path) -> tuple[torch.nn.Module, Runtime]:
+    """The trained network in eval mode, on the params' device, with the perf switches for that device."""
     device = select_device(params.device)
     runtime = resolve_runtime(device, params.perf)  # bf16 autocast and channels_last on GPUs, as in training
-    store = FrameStore.open(frames_dir)
     model = build_model(params.model, params.data).to(device)
     model.load_state_dict(load_checkpoint(model_dir / CHECKPOINT, device)["model"])
     model.eval()
     if runtime.channels_last:
         model.to(memory_format=torch.channels_last)
+    return model, runtime
+
+
+def score_frames(model: torch.nn.Module, frames: Iterator[np.ndarray], clip_len: int, batch_size: int,
+                 use_clusters: bool, device: torch.device, amp_dtype: torch.dtype | None = None
+                 ) -> tuple[int, dict[str, np.ndarray]]:
+    """Raw scores of every clip of a stream of uint8 (H, W, C) frames; returns (frames seen, scores).
+
+    Frames are taken `batch_size + clip_len - 1` at a time (consecutive chunks share clip_len - 1 frames),
+    copied to the device as uint8 and cut into clips there.
+    """
+    parts: dict[str, list[torch.Tensor]] = {name: [] for name in SCORE_COLUMNS}
+    autocast = torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+    steps = torch.arange(clip_len, device=device)
+    pending: list[np.ndarray] = []
+    seen = 0
+
+    def flush() -> None:
+        chunk = torch.from_numpy(np.stack(pending))
+        if device.type == "cuda":
+            chunk = chunk.pin_memory()
+        chunk = chunk.to(device, non_blocking=True)
+        index = torch.arange(len(pending) - clip_len + 1, device=device)[:, None] + steps
+        with autocast:
+            scores = clip_scores(model, to_model_input(chunk[index]), use_clusters)
+        for name, values in scores.items():
+            parts[name].append(values)
+
+    for frame in frames:
+        pending.append(frame)
+        seen += 1
+        if len(pending) == batch_size + clip_len - 1:
+            flush()
+            pending = pending[batch_size:]
+    if seen >= clip_len and len(pending) >= clip_len:
+        flush()
+    if not parts["fused"]:
+        return seen, {name: np.empty(0) for name in SCORE_COLUMNS}
+    return seen, {name: torch.cat(values).double().cpu().numpy() for name, values in parts.items()}
+
+
+def run_videos(params: Params, videos: list[Path], model_dir: Path, out_path: Path) -> StageResult:
+    """Score video files with the model in `model_dir`; write `out_path` (scores.csv, ids = file stems).
+
+    Decoding runs in a background thread, overlapping the network. Frame folders need `vad extract` first.
+
+    Raises:
+        DataError: a video is shorter than a clip, or two videos share a file name.
+        CorruptMediaError: a video cannot be decoded.
+    """
+    missing = [str(video) for video in videos if not Path(video).is_file()]
+    if missing:
+        raise DataError(f"video file(s) not found: {', '.join(missing)}; pass existing files to --video, or a "
+                        f"frame store to --frames")
+    stems = [Path(video).stem for video in videos]
+    if len(set(stems)) != len(stems):
+        raise DataError(f"videos {', '.join(map(str, videos))} share file names; scores.csv keys rows by file "
+                        f"name, so rename them or score them in separate runs")
+    model, runtime = _load_model(params, model_dir)
+    clip_len, batch = params.data.clip_len, params.score.batch_size
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(HEADER)
+    started, scored = time.perf_counter(), 0
+    for video, stem in zip(videos, stems, strict=True):
+        frames = prefetch(iter_frames(Path(video), params.data.image_size, params.data.channels), 2 * batch)
+        count, raw = score_frames(model, frames, clip_len, batch, params.model.kmeans, runtime.device,
+                                  runtime.amp_dtype)
+        if count < clip_len:
+            raise DataError(f"video {video} has {count} frames, fewer than the clip length {clip_len}; it cannot "
+                            f"be scored")
+        entry = VideoEntry(id=stem, split=Split.TEST.value, frames=count, path="", labels=None, source=str(video))
+        _write_video(writer, entry, raw, clip_len)
+        scored += count - clip_len + 1
+    seconds = time.perf_counter() - started
+    atomic_write_text(out_path, buffer.getvalue())
+    log.info("scored %d clips of %d videos, decoding included (%.1f frames/s) into %s", scored, len(videos),
+             scored / max(seconds, 1e-9), out_path)
+    return StageResult(outputs={"scores": out_path}, metrics={"score_frames_per_s": scored / max(seconds, 1e-9)})
+
+
+def run(params: Params, frames_dir: Path, model_dir: Path, out_path: Path) -> StageResult:
+    """Score the test videos of `frames_dir` with the model in `model_dir`; write `out_path` (scores.csv)."""
+    store = FrameStore.open(frames_dir)  # first: a missing store is the likelier mistake
+    model, runtime = _load_model(params, model_dir)
+    device = runtime.device
     clip_len = params.data.clip_len
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

@@ -71,3 +71,57 @@ def test_bf16_channels_last_scoring_matches_float32(trained, params, tmp_path):
         b = np.array([float(r[column]) for r in bf16])
         assert not np.array_equal(a, b), column  # it did run another path
         np.testing.assert_allclose(b, a, rtol=0.05, err_msg=column)
+
+
+def _rows(path, video=None):
+    return [r for r in csv.DictReader(path.open()) if video is None or r["video"] == video]
+
+
+def test_scoring_a_video_file_matches_scoring_its_frame_store(trained, params, raw_dataset, tmp_path):
+    # Same decoder and resize as `vad extract`, so the frames and therefore the scores are the same; the
+    # small batch makes the video path cross several chunk boundaries (which share clip_len - 1 frames).
+    small = params.model_copy(update={"score": params.score.model_copy(update={"batch_size": 7})})
+    videos = sorted((raw_dataset / "test").glob("*.avi"))
+    score.run_videos(small, videos, trained["train"], tmp_path / "scores.csv")
+    for video in videos:
+        direct = _rows(tmp_path / "scores.csv", video.stem)
+        stored = _rows(trained["scores"], f"test_{video.stem}")
+        assert len(direct) == len(stored) > 0
+        assert [r["scored"] for r in direct] == [r["scored"] for r in stored]
+        for a, b in zip(direct, stored, strict=True):
+            for column in ("anomaly", "fused", "prediction_error", "cluster_distance"):
+                assert (a[column] == b[column] == "") or float(a[column]) == pytest.approx(float(b[column]),
+                                                                                          rel=1e-4, abs=1e-6)
+
+
+def test_scoring_a_video_shorter_than_a_clip_fails_in_one_line(trained, params, tmp_path):
+    import cv2
+
+    from vad.errors import DataError
+
+    path = tmp_path / "short.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 32))
+    for value in (10, 200, 30):
+        writer.write(np.full((32, 32, 3), value, np.uint8))
+    writer.release()
+    with pytest.raises(DataError, match=r"short.avi has 3 frames, fewer than the clip length 5") as error:
+        score.run_videos(params, [path], trained["train"], tmp_path / "scores.csv")
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "scores.csv").exists()  # nothing half-written
+
+
+def test_prefetch_overlaps_the_producer_and_hands_over_its_error():
+    from vad.data.decode import prefetch
+
+    def items():
+        yield from range(3)
+        raise ValueError("frame 3 is corrupt")
+
+    got = []
+    with pytest.raises(ValueError, match="frame 3 is corrupt"):
+        for item in prefetch(items(), depth=2):
+            got.append(item)
+    assert got == [0, 1, 2]
+    stream = prefetch(iter(range(1000)), depth=4)
+    assert next(stream) == 0
+    stream.close()  # a consumer that stops early stops the producer thread (close joins it)
