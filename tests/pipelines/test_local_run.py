@@ -18,13 +18,15 @@ def upload(bucket: str, prefix: str, root) -> None:
 
 
 def test_pipeline_runs_locally_from_s3_and_registers_the_champion(s3_bucket, raw_dataset, make_document,
-                                                                   mlflow_server, tmp_path):
+                                                                   mlflow_server, tmp_path, capfd):
     import mlflow
 
     upload(s3_bucket, "datasets/tiny", raw_dataset)
+    # train_gpus=2: the train task runs torchrun with two processes (gloo on this CPU-only machine).
     root = run_local(f"s3://{s3_bucket}/datasets/tiny", mlflow_tracking_uri=mlflow_server,
                      preset=make_document(), dataset_format="videos", model_name="vad-kfp-local",
-                     pipeline_root=tmp_path / "root")
+                     pipeline_root=tmp_path / "root", train_gpus=2)
+    assert "2 processes (DDP)" in "".join(capfd.readouterr())
 
     client = mlflow.MlflowClient(mlflow_server)
     champion = client.get_model_version_by_alias("vad-kfp-local", "champion")
