@@ -287,21 +287,24 @@ def fit(model: torch.nn.Module, clips: ClipSource, step: StepFn, *, epochs: int,
         weights: list[float] = []
         clock = _DataClock(clips.device)
         began = time.perf_counter()
-        batches = range(0, len(order), batch_size)
+        shards = [dist.shard(order[first : first + batch_size]) for first in range(0, len(order), batch_size)]
+        batches = clips.iter_batches([indices for indices, _ in shards])  # host-held frames: read ahead
+        weights_of_steps = [weight for _, weight in shards]
         if progress and dist.is_main:
             from tqdm import tqdm
 
-            batches = tqdm(batches, desc=f"{name} {epoch + 1}/{epochs}", leave=False, unit="batch")
-        for first in batches:
-            indices, weight = dist.shard(order[first : first + batch_size])
+            weights_of_steps = tqdm(weights_of_steps, desc=f"{name} {epoch + 1}/{epochs}", leave=False,
+                                    unit="batch")
+        for weight in weights_of_steps:
             clock.mark()
-            batch = clips.batch(indices)
+            batch = next(batches)
             clock.mark()
             losses = step(batch, weight * dist.world_size)
             clock.mark()
             labels = labels or list(losses)
             values.append(torch.stack([losses[k].detach().float() for k in labels]))
             weights.append(weight)
+        batches.close()  # stops the loader processes of host-held frames now, not at garbage collection
         for scheduler in schedulers.values():
             scheduler.step()
         # Each rank's losses weighted by its share of the batch: summed over ranks, the whole batch's mean.

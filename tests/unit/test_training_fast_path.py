@@ -149,6 +149,44 @@ def test_host_staged_batches_equal_device_resident_ones(make_params, frame_store
     assert torch.equal(staged.batch(indices), resident.batch(indices))
 
 
+def test_loader_read_batches_of_the_memory_mapped_store_equal_resident_ones(make_params, frame_store):
+    params = make_params()
+    store = FrameStore.open(frame_store)
+    resident = ClipSource.from_split(store, "train", params.data.clip_len, resident=True)
+    staged = ClipSource.from_split(store, "train", params.data.clip_len, resident=False)
+    assert staged.frames is None  # nothing loaded up front: read from the .npy memory maps
+    order = torch.randperm(len(resident), generator=torch.Generator().manual_seed(0))
+    index_batches = list(order.split(7))
+    got = list(staged.iter_batches(index_batches))  # through DataLoader worker processes
+    assert len(got) == len(index_batches)
+    for indices, batch in zip(index_batches, got, strict=True):
+        assert torch.equal(batch, resident.batch(indices))
+
+
+def test_training_from_the_memory_mapped_store_gives_the_resident_losses(make_params, frame_store, tmp_path):
+    from vad.training import fit
+
+    params = make_params()
+    store = FrameStore.open(frame_store)
+    histories = {}
+    for resident in (True, False):
+        seed_everything(params.seed)
+        model = build_model(params.model, params.data)
+        optimizer = torch.optim.Adam(model.autoencoder_parameters(), lr=1e-3)
+
+        def step(batch, loss_scale, model=model, optimizer=optimizer):
+            total = sum(autoencoder_losses(model(batch), 1.0).values())
+            optimizer.zero_grad(set_to_none=True)
+            (total * loss_scale).backward()
+            optimizer.step()
+            return {"loss": total.detach()}
+
+        clips = ClipSource.from_split(store, "train", params.data.clip_len, resident=resident)
+        histories[resident] = fit(model, clips, step, epochs=2, batch_size=8, seed=0, key="k",
+                                  checkpoint_path=tmp_path / f"{resident}.pt", optimizers={"ae": optimizer})
+    assert [h["loss"] for h in histories[False]] == [h["loss"] for h in histories[True]]
+
+
 def test_frames_stay_on_the_gpu_only_when_they_take_at_most_half_its_free_memory():
     assert fits_on_device(4 * 2**30, 8 * 2**30)
     assert not fits_on_device(4 * 2**30 + 1, 8 * 2**30)

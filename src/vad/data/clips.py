@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,6 +20,9 @@ log = logging.getLogger(__name__)
 # Frames stay on the GPU when they take at most this fraction of its free memory; the rest is left to the
 # network's activations (and cudnn.benchmark's workspaces).
 DEVICE_FRACTION = 0.5
+# DataLoader processes gathering host-held batches, and batches each keeps ready.
+LOADER_WORKERS = 4
+PREFETCH_BATCHES = 4
 
 
 def to_model_input(frames: torch.Tensor) -> torch.Tensor:
@@ -29,40 +35,68 @@ def fits_on_device(nbytes: int, free_bytes: int, fraction: float = DEVICE_FRACTI
     return nbytes <= fraction * free_bytes
 
 
+class _ClipGather(torch.utils.data.Dataset):
+    """Batches of uint8 clips read from the memory-mapped .npy files; indexed by a tensor of clip numbers.
+
+    Only paths and small index arrays are pickled to DataLoader workers; each opens the memory maps itself.
+    """
+
+    def __init__(self, paths: list[Path], clip_video: np.ndarray, clip_start: np.ndarray, clip_len: int) -> None:
+        self.paths, self.clip_video, self.clip_start, self.clip_len = paths, clip_video, clip_start, clip_len
+        self._arrays: list[np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.clip_video)
+
+    def __getitem__(self, indices: torch.Tensor) -> torch.Tensor:
+        if self._arrays is None:
+            self._arrays = [np.load(path, mmap_mode="r") for path in self.paths]
+        picked = np.asarray(indices, dtype=np.int64).reshape(-1)
+        T = self.clip_len
+        return torch.from_numpy(np.stack([self._arrays[v][s : s + T] for v, s in
+                                          zip(self.clip_video[picked], self.clip_start[picked], strict=True)]))
+
+
 class ClipSource:
-    """Every clip of the given videos; frames are held once, as uint8; batches come out on `device`.
+    """Every clip of the given videos; frames are held as uint8; batches come out on `device`.
 
     The clip ending at frame t of a video covers frames t-T+1..t, so a video of n frames gives n-T+1 clips.
 
-    On a CUDA device the frames stay in GPU memory when they fit (`fits_on_device` with the free memory);
-    otherwise they stay in host memory and each batch is gathered there into pinned memory and copied
-    asynchronously (non_blocking) to the GPU. Only the batch is pinned, not the whole store, which may be
-    tens of GB held once per training process. `resident` forces either choice.
+    On the CPU, and on a CUDA device when the frames fit (`fits_on_device` with its free memory), the
+    frames are loaded once into one tensor on the device and clips are gathered there. Otherwise they stay
+    in the memory-mapped .npy files: `iter_batches` reads batches in DataLoader worker processes into
+    pinned memory and copies them asynchronously (non_blocking) as uint8 (4x less than floats), ahead of
+    the step that needs them; `batch` does the same in this process. `resident` forces either choice.
     """
 
     def __init__(self, store: FrameStore, videos: list[VideoEntry], clip_len: int,
                  device: torch.device | str = "cpu", *, resident: bool | None = None) -> None:
-        arrays = [np.asarray(store.frames(video)) for video in videos]
         self.device = torch.device(device)
-        frames = torch.from_numpy(np.concatenate(arrays))
-        if resident is None:
-            resident = self.device.type != "cuda" or fits_on_device(
-                frames.numel(), torch.cuda.mem_get_info(self.device)[0])
-            if not resident:
-                log.info("frames (%.1f GB) exceed %.0f%% of the free memory of %s: kept in host memory, "
-                         "batches copied asynchronously", frames.numel() / 1e9, 100 * DEVICE_FRACTION,
-                         self.device)
-        home = self.device if resident else torch.device("cpu")
-        self.frames = frames.to(home)
         self.clip_len = clip_len
-        starts, offset = [], 0
-        for array in arrays:
-            starts.append(torch.arange(offset, offset + len(array) - clip_len + 1))
-            offset += len(array)
-        self.starts = torch.cat(starts).to(home)
-        self._steps = torch.arange(clip_len, device=home)
-        self._staged = not resident
-        self._pin = self._staged and self.device.type == "cuda"
+        height, width = store.image_size
+        nbytes = sum(video.frames for video in videos) * height * width * store.channels
+        if resident is None:
+            resident = self.device.type != "cuda" or fits_on_device(nbytes, torch.cuda.mem_get_info(self.device)[0])
+            if not resident:
+                log.info("frames (%.1f GB) exceed %.0f%% of the free memory of %s: read from the memory-mapped "
+                         "store by %d loader processes, batches copied asynchronously", nbytes / 1e9,
+                         100 * DEVICE_FRACTION, self.device, LOADER_WORKERS)
+        self.resident = resident
+        counts = [video.frames - clip_len + 1 for video in videos]
+        clip_video = np.repeat(np.arange(len(videos)), counts)
+        clip_start = np.concatenate([np.arange(count) for count in counts]) if counts else np.empty(0, np.int64)
+        self._steps = torch.arange(clip_len, device=self.device if resident else "cpu")
+        if resident:
+            frames = torch.from_numpy(np.concatenate([np.asarray(store.frames(video)) for video in videos]))
+            self.frames = frames.to(self.device)
+            offsets = np.concatenate([[0], np.cumsum([video.frames for video in videos])[:-1]]).astype(np.int64)
+            self.starts = torch.from_numpy(offsets[clip_video] + clip_start).to(self.device)
+        else:
+            self.frames = None
+            self.starts = torch.from_numpy(clip_start)  # only its length and device are used
+            self._gather = _ClipGather([store.root / video.path for video in videos], clip_video, clip_start,
+                                       clip_len)
+        self._pin = not resident and self.device.type == "cuda"
 
     @classmethod
     def from_split(cls, store: FrameStore, split: Split | str, clip_len: int,
@@ -80,13 +114,25 @@ class ClipSource:
 
     def batch(self, indices: torch.Tensor) -> torch.Tensor:
         """Clips number `indices` as model input on `device`, float (B, T, C, H, W)."""
-        frame_index = self.starts[indices.to(self.starts.device)][:, None] + self._steps
-        if not self._staged:
+        if self.resident:
+            frame_index = self.starts[indices.to(self.starts.device)][:, None] + self._steps
             return to_model_input(self.frames[frame_index])
-        # Host-held frames: gather into (pinned) host memory, then one copy of uint8 (4x less than floats).
+        return self._to_device(self._gather[indices.cpu()])
+
+    def iter_batches(self, index_batches: Sequence[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """`batch(i)` for each of `index_batches`, in order; host-held frames are read ahead by loader
+        processes while the caller works on the current batch."""
+        if self.resident or not index_batches:
+            yield from (self.batch(indices) for indices in index_batches)
+            return
+        workers = min(LOADER_WORKERS, os.cpu_count() or 1, len(index_batches))
+        loader = torch.utils.data.DataLoader(
+            self._gather, sampler=[indices.cpu() for indices in index_batches], batch_size=None,
+            num_workers=workers, pin_memory=self._pin, prefetch_factor=PREFETCH_BATCHES)
+        yield from (self._to_device(frames) for frames in loader)
+
+    def _to_device(self, frames: torch.Tensor) -> torch.Tensor:
         # The caching host allocator keeps a pinned block until its asynchronous copy has completed.
-        staged = torch.empty((frame_index.numel(), *self.frames.shape[1:]), dtype=self.frames.dtype,
-                             pin_memory=self._pin)
-        torch.index_select(self.frames, 0, frame_index.reshape(-1), out=staged)
-        frames = staged.view(*frame_index.shape, *self.frames.shape[1:]).to(self.device, non_blocking=self._pin)
-        return to_model_input(frames)
+        if self._pin and not frames.is_pinned():
+            frames = frames.pin_memory()
+        return to_model_input(frames.to(self.device, non_blocking=self._pin))
