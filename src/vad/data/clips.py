@@ -120,8 +120,10 @@ class ClipSource:
         return self._to_device(self._gather[indices.cpu()])
 
     def iter_batches(self, index_batches: Sequence[torch.Tensor]) -> Iterator[torch.Tensor]:
-        """`batch(i)` for each of `index_batches`, in order; host-held frames are read ahead by loader
-        processes while the caller works on the current batch."""
+        """`batch(i)` for each of `index_batches`, in order.
+
+        Host-held frames are read ahead by loader processes while the caller works on the current batch.
+        """
         if self.resident or not index_batches:
             yield from (self.batch(indices) for indices in index_batches)
             return
