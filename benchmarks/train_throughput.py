@@ -38,7 +38,17 @@ def main() -> None:
     parser.add_argument("--batch", type=int, help="override pretrain.batch_size")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--max-clips", type=int, help="cap the clips of each epoch (slow CPUs)")
+    parser.add_argument("--host-staged", action="store_true",
+                        help="read batches from the memory-mapped store with loader processes, as for data that "
+                             "does not fit in GPU memory (default: frames held on the device)")
     args = parser.parse_args()
+    if args.host_staged:
+        original = ClipSource.__init__
+
+        def staged(self, *positional, resident=None, **options):
+            original(self, *positional, resident=False, **options)
+
+        ClipSource.__init__ = staged
     params = load_params(args.preset)
     data = {k: v for k, v in {"image_size": args.size and (args.size, args.size), "channels": args.channels}.items()
             if v}
@@ -62,7 +72,8 @@ def main() -> None:
     model = build_model(params.model, params.data).to(device)
     clip = ClipSource.from_split(store, "train", params.data.clip_len, device).batch(torch.arange(1))
     train_flops = flops_per_clip(model, clip, backward=True)
-    emit({"benchmark": "train_throughput", "stage": "pretrain", "size": list(store.image_size),
+    emit({"benchmark": "train_throughput", "stage": "pretrain", "host_staged": args.host_staged,
+          "size": list(store.image_size),
           "channels": store.channels, "width": params.model.width, "batch": params.pretrain.batch_size,
           "epochs": args.epochs, "clips_per_epoch": args.max_clips, "perf": params.perf.model_dump(mode="json"),
           "train_clips_per_s": round(last["clips_per_s"], 2), "data_wait_share": round(last["data_wait_share"], 4),

@@ -46,10 +46,12 @@ def test_score_throughput_compares_end_to_end_with_forward_only(tmp_path, raw_da
     assert record["from_video_files_frames_per_s"] > 0  # the source holds video files: `vad score --video` timed
 
 
-def test_train_throughput_reports_the_data_wait_share(tmp_path, frame_store, make_document):
+@pytest.mark.parametrize("staged", [[], ["--host-staged"]])
+def test_train_throughput_reports_the_data_wait_share(tmp_path, frame_store, make_document, staged):
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(make_document()))
     record = _run("train_throughput.py", "--frames", str(frame_store), "--preset", str(tmp_path / "tiny.yaml"),
-                  "--epochs", "2", tmp_path=tmp_path)
+                  "--epochs", "2", *staged, tmp_path=tmp_path)
+    assert record["host_staged"] is bool(staged)
     assert record["train_clips_per_s"] > 0 and 0 <= record["data_wait_share"] < 1
     assert record["gflop_per_clip_train_step"] > 0 and record["size"] == [32, 32]
 
