@@ -143,6 +143,44 @@ def make_document():
     return tiny_document
 
 
+def pretrain_steps(params: Params, frames: Path, perf: dict, device: str = "cpu", steps: int = 4):
+    """Losses (steps, 1 + streams) of `steps` pretraining steps on fixed batches with the `perf` switches
+    resolved for `device`, and the model after them."""
+    import numpy as np
+    import torch
+
+    from vad.config import PerfParams
+    from vad.data.clips import ClipSource
+    from vad.data.store import FrameStore
+    from vad.models import build_model
+    from vad.models.losses import autoencoder_losses
+    from vad.training import resolve_runtime, seed_everything
+
+    seed_everything(params.seed)
+    runtime = resolve_runtime(torch.device(device), PerfParams(**perf))
+    clips = ClipSource.from_split(FrameStore.open(frames), "train", params.data.clip_len, runtime.device)
+    model = build_model(params.model, params.data).to(runtime.device)
+    forward = runtime.prepare(model, ignore=["kmeans.centers"])
+    optimizer = runtime.adam(model.autoencoder_parameters(), lr=params.pretrain.lr)
+    order = torch.randperm(len(clips), generator=torch.Generator().manual_seed(1))
+    rows = []
+    for i in range(steps):
+        losses = autoencoder_losses(forward(clips.batch(order[8 * i : 8 * i + 8])), params.model.w_grad)
+        assert all(v.dtype == torch.float32 for v in losses.values())  # losses in float32, autocast or not
+        total = sum(losses.values())
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+        rows.append([total.item(), *(v.item() for v in losses.values())])
+    return np.array(rows), model
+
+
+@pytest.fixture(scope="session", name="pretrain_steps")
+def pretrain_steps_fixture():
+    """`pretrain_steps` as a fixture."""
+    return pretrain_steps
+
+
 # Real S3 (moto server) and HTTP endpoints on 127.0.0.1, shared by the integration and pipeline tests.
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 AWS_CLEARED = ("AWS_ENDPOINT_URL_S3", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION")

@@ -16,9 +16,7 @@ import torch
 from vad.config import PerfParams
 from vad.data.clips import ClipSource
 from vad.data.store import FrameStore
-from vad.models import build_model
-from vad.models.losses import autoencoder_losses
-from vad.training import fit, resolve_runtime, seed_everything
+from vad.training import fit, resolve_runtime
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 CUDA = torch.device("cuda")
@@ -37,31 +35,14 @@ def test_device_held_and_loader_staged_batches_equal_the_cpu_ones(params, frame_
         assert torch.equal(held.batch(indices.to(held.index_device)).cpu(), expected)
 
 
-def _losses(params, frame_store, device: torch.device, steps: int = 4) -> np.ndarray:
-    seed_everything(params.seed)
-    runtime = resolve_runtime(device, PerfParams())  # auto: the fast path on CUDA, the plain one on the CPU
-    clips = ClipSource.from_split(FrameStore.open(frame_store), "train", params.data.clip_len, device)
-    model = build_model(params.model, params.data).to(device)
-    forward = runtime.prepare(model, ignore=["kmeans.centers"])
-    optimizer = runtime.adam(model.autoencoder_parameters(), lr=params.pretrain.lr)
-    order = torch.randperm(len(clips), generator=torch.Generator().manual_seed(1))
-    rows = []
-    for i in range(steps):
-        losses = autoencoder_losses(forward(clips.batch(order[8 * i : 8 * i + 8])), params.model.w_grad)
-        total = sum(losses.values())
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
-        rows.append([total.item(), *(v.item() for v in losses.values())])
-    return np.array(rows)
-
-
-def test_fast_path_training_steps_on_cuda_follow_the_cpu_ones(params, frame_store):
+def test_fast_path_training_steps_on_cuda_follow_the_cpu_ones(params, frame_store, pretrain_steps):
     runtime = resolve_runtime(CUDA, PerfParams())
     assert runtime.channels_last and runtime.fused_adam
-    # bf16 autocast where the GPU has it: losses agree to bf16 precision over a few steps.
-    np.testing.assert_allclose(_losses(params, frame_store, CUDA), _losses(params, frame_store, torch.device("cpu")),
-                               rtol=3e-2 if runtime.amp_dtype is not None else 1e-3)
+    # perf auto: the fast path on CUDA (bf16 autocast where the GPU has it), the plain one on the CPU; the
+    # losses agree to bf16 precision over a few steps.
+    gpu, _ = pretrain_steps(params, frame_store, {}, "cuda")
+    cpu, _ = pretrain_steps(params, frame_store, {}, "cpu")
+    np.testing.assert_allclose(gpu, cpu, rtol=3e-2 if runtime.amp_dtype is not None else 1e-3)
 
 
 def test_data_clock_on_cuda_reports_a_share(params, frame_store, tmp_path):

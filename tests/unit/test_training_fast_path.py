@@ -34,27 +34,6 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def _steps(params, frames, perf: dict, steps: int = 4) -> tuple[np.ndarray, torch.nn.Module]:
-    """Losses (steps, 1 + streams) of `steps` pretraining steps on fixed batches, and the model after them."""
-    seed_everything(params.seed)
-    runtime = resolve_runtime(CPU, PerfParams(**perf))
-    clips = ClipSource.from_split(FrameStore.open(frames), "train", params.data.clip_len)
-    model = build_model(params.model, params.data)
-    forward = runtime.prepare(model, ignore=["kmeans.centers"])
-    optimizer = runtime.adam(model.autoencoder_parameters(), lr=params.pretrain.lr)
-    order = torch.randperm(len(clips), generator=torch.Generator().manual_seed(1))
-    rows = []
-    for i in range(steps):
-        losses = autoencoder_losses(forward(clips.batch(order[8 * i : 8 * i + 8])), params.model.w_grad)
-        assert all(v.dtype == torch.float32 for v in losses.values())
-        total = sum(losses.values())
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
-        rows.append([total.item(), *(v.item() for v in losses.values())])
-    return np.array(rows), model
-
-
 def test_auto_switches_keep_the_plain_path_on_cpu():
     runtime = resolve_runtime(CPU, PerfParams())
     assert (runtime.amp_dtype, runtime.channels_last, runtime.fused_adam, runtime.compile) == (None, False, False,
@@ -96,20 +75,20 @@ def test_autocast_forward_hands_back_float32_outputs(make_params, frame_store):
         assert getattr(outputs, name).dtype == torch.float32, name
 
 
-def test_channels_last_and_fused_adam_give_the_plain_losses(make_params, frame_store):
+def test_channels_last_and_fused_adam_give_the_plain_losses(make_params, frame_store, pretrain_steps):
     params = make_params()
-    plain, _ = _steps(params, frame_store, {"amp": "off"})
-    fast, model = _steps(params, frame_store, FAST_FLOAT32)
+    plain, _ = pretrain_steps(params, frame_store, {"amp": "off"})
+    fast, model = pretrain_steps(params, frame_store, FAST_FLOAT32)
     weight = model.spatial.encoder.blocks[0].conv1.weight
     assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
     # float32 throughout; only the convolution algorithms (NHWC) and the Adam kernel differ: rounding only.
     np.testing.assert_allclose(fast, plain, rtol=1e-5)
 
 
-def test_bf16_autocast_stays_close_to_float32(make_params, frame_store):
+def test_bf16_autocast_stays_close_to_float32(make_params, frame_store, pretrain_steps):
     params = make_params()
-    plain, _ = _steps(params, frame_store, {"amp": "off"})
-    bf16, model = _steps(params, frame_store, {"amp": "bf16"})
+    plain, _ = pretrain_steps(params, frame_store, {"amp": "off"})
+    bf16, model = pretrain_steps(params, frame_store, {"amp": "bf16"})
     # bfloat16 keeps 8 significant bits (relative rounding 2**-9 = 2e-3 per operation); convolutions accumulate
     # in float32 and the losses are computed in float32 from float32 casts of the outputs, so the losses of a
     # few steps agree to a few 1e-3 (measured: up to 2e-3). Weights stay float32 (autocast, not .half()).
@@ -193,10 +172,10 @@ def test_frames_stay_on_the_gpu_only_when_they_take_at_most_half_its_free_memory
 
 
 @pytest.mark.slow
-def test_compiled_network_gives_the_plain_losses(make_params, frame_store):
+def test_compiled_network_gives_the_plain_losses(make_params, frame_store, pretrain_steps):
     params = make_params()
-    plain, _ = _steps(params, frame_store, {"amp": "off"}, steps=2)
-    compiled, _ = _steps(params, frame_store, {"amp": "off", "compile": True}, steps=2)
+    plain, _ = pretrain_steps(params, frame_store, {"amp": "off"}, steps=2)
+    compiled, _ = pretrain_steps(params, frame_store, {"amp": "off", "compile": True}, steps=2)
     np.testing.assert_allclose(compiled, plain, rtol=1e-4)
 
 
