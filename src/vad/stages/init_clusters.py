@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -27,18 +28,28 @@ log = logging.getLogger(__name__)
 
 @torch.no_grad()
 def sample_latents(model: torch.nn.Module, clips: ClipSource, n_clips: int, batch_size: int,
-                   generator: torch.Generator) -> torch.Tensor:
+                   generator: torch.Generator, max_vectors: int | None = None) -> torch.Tensor:
     """Latent vectors r (N, D) of a random sample of clips, as the network sees them in training.
 
     BatchNorm uses batch statistics, as during training; a copy of the model keeps the running
-    statistics of the original untouched.
+    statistics of the original untouched. With `max_vectors`, each batch's vectors are subsampled on the
+    device in proportion before the copy to the host (N is then about `max_vectors`): at 256x256 the
+    clips hold millions of vectors of which k-means uses a few hundred thousand.
     """
     probe = copy.deepcopy(model).train()
     chosen = torch.randperm(len(clips), generator=generator)[:n_clips]
     vectors = []
+    keep_share = 1.0
     for first in range(0, len(chosen), batch_size):
-        r = probe(clips.batch(chosen[first : first + batch_size])).r
-        vectors.append(r.permute(0, 2, 3, 1).reshape(-1, r.shape[1]).float().cpu())
+        indices = chosen[first : first + batch_size]
+        r = probe(clips.batch(indices)).r
+        flat = r.permute(0, 2, 3, 1).reshape(-1, r.shape[1])
+        if max_vectors is not None and first == 0:
+            keep_share = min(1.0, max_vectors / (len(chosen) * (len(flat) // len(indices))))
+        keep = min(len(flat), math.ceil(keep_share * len(flat)))
+        if keep < len(flat):
+            flat = flat[torch.randperm(len(flat), generator=generator)[:keep].to(flat.device)]
+        vectors.append(flat.float().cpu())
     return torch.cat(vectors)
 
 
@@ -57,7 +68,7 @@ def run(params: Params, frames_dir: Path, pretrain_dir: Path, out_dir: Path) -> 
         clips = ClipSource.from_split(store, Split.TRAIN, params.data.clip_len, device)
         generator = torch.Generator().manual_seed(params.seed)
         vectors = sample_latents(model, clips, params.init_clusters.sample_clips,
-                                 params.init_clusters.batch_size, generator)
+                                 params.init_clusters.batch_size, generator, params.init_clusters.max_vectors)
         if len(vectors) > params.init_clusters.max_vectors:
             vectors = vectors[torch.randperm(len(vectors), generator=generator)[: params.init_clusters.max_vectors]]
         if len(vectors) < params.model.clusters:
