@@ -127,7 +127,7 @@ def score_frames(model: torch.nn.Module, frames: Iterator[np.ndarray], clip_len:
         if len(pending) == batch_size + clip_len - 1:
             flush()
             pending = pending[batch_size:]
-    if seen >= clip_len and len(pending) >= clip_len:
+    if len(pending) >= clip_len:  # the last, shorter chunk
         flush()
     if not parts["fused"]:
         return seen, {name: np.empty(0) for name in SCORE_COLUMNS}
