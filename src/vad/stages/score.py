@@ -10,7 +10,7 @@ import csv
 import io
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -53,21 +53,30 @@ def _groups(videos: list[VideoEntry], frame_bytes: int) -> list[list[VideoEntry]
     return groups
 
 
+def _collect(model: torch.nn.Module, batches: Iterable[torch.Tensor], use_clusters: bool, device: torch.device,
+             amp_dtype: torch.dtype | None) -> dict[str, np.ndarray]:
+    """Raw scores of every clip of `batches` (model input on `device`), in order; autocast with `amp_dtype`."""
+    parts: dict[str, list[torch.Tensor]] = {name: [] for name in SCORE_COLUMNS}
+    autocast = torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+    for batch in batches:
+        with autocast:
+            scores = clip_scores(model, batch, use_clusters)
+        for name, values in scores.items():
+            parts[name].append(values)  # left on the device: a copy per batch would stall the GPU each time
+    if not parts["fused"]:
+        return {name: np.empty(0) for name in SCORE_COLUMNS}
+    return {name: torch.cat(values).double().cpu().numpy() for name, values in parts.items()}
+
+
 def score_clips(model: torch.nn.Module, clips: ClipSource, batch_size: int, use_clusters: bool,
                 amp_dtype: torch.dtype | None = None) -> dict[str, np.ndarray]:
     """Raw scores of every clip of `clips`, in order (video by video; clip i of a video ends at frame i+T-1).
 
     `amp_dtype` runs the network under autocast (bf16 on GPUs, from `perf.amp`); the scores are float32.
     """
-    parts: dict[str, list[torch.Tensor]] = {name: [] for name in SCORE_COLUMNS}
-    autocast = torch.autocast(clips.device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
-    for first in range(0, len(clips), batch_size):
-        indices = torch.arange(first, min(first + batch_size, len(clips)))
-        with autocast:
-            scores = clip_scores(model, clips.batch(indices), use_clusters)
-        for name, values in scores.items():
-            parts[name].append(values)  # left on the device: a copy per batch would stall the GPU each time
-    return {name: torch.cat(values).double().cpu().numpy() for name, values in parts.items()}
+    batches = (clips.batch(torch.arange(first, min(first + batch_size, len(clips))))
+               for first in range(0, len(clips), batch_size))
+    return _collect(model, batches, use_clusters, clips.device, amp_dtype)
 
 
 def _write_video(writer, video: VideoEntry, raw: dict[str, np.ndarray], clip_len: int) -> None:
@@ -104,34 +113,32 @@ def score_frames(model: torch.nn.Module, frames: Iterator[np.ndarray], clip_len:
     Frames are taken `batch_size + clip_len - 1` at a time (consecutive chunks share clip_len - 1 frames),
     copied to the device as uint8 and cut into clips there.
     """
-    parts: dict[str, list[torch.Tensor]] = {name: [] for name in SCORE_COLUMNS}
-    autocast = torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
     steps = torch.arange(clip_len, device=device)
-    pending: list[np.ndarray] = []
     seen = 0
 
-    def flush() -> None:
-        chunk = torch.from_numpy(np.stack(pending))
-        if device.type == "cuda":
-            chunk = chunk.pin_memory()
-        chunk = chunk.to(device, non_blocking=True)
-        index = torch.arange(len(pending) - clip_len + 1, device=device)[:, None] + steps
-        with autocast:
-            scores = clip_scores(model, to_model_input(chunk[index]), use_clusters)
-        for name, values in scores.items():
-            parts[name].append(values)
+    def clip_batches() -> Iterator[torch.Tensor]:
+        nonlocal seen
+        pending: list[np.ndarray] = []
 
-    for frame in frames:
-        pending.append(frame)
-        seen += 1
-        if len(pending) == batch_size + clip_len - 1:
-            flush()
-            pending = pending[batch_size:]
-    if len(pending) >= clip_len:  # the last, shorter chunk
-        flush()
-    if not parts["fused"]:
-        return seen, {name: np.empty(0) for name in SCORE_COLUMNS}
-    return seen, {name: torch.cat(values).double().cpu().numpy() for name, values in parts.items()}
+        def to_clips() -> torch.Tensor:
+            chunk = torch.from_numpy(np.stack(pending))
+            if device.type == "cuda":
+                chunk = chunk.pin_memory()
+            chunk = chunk.to(device, non_blocking=True)
+            index = torch.arange(len(pending) - clip_len + 1, device=device)[:, None] + steps
+            return to_model_input(chunk[index])
+
+        for frame in frames:
+            pending.append(frame)
+            seen += 1
+            if len(pending) == batch_size + clip_len - 1:
+                yield to_clips()
+                pending = pending[batch_size:]
+        if len(pending) >= clip_len:  # the last, shorter chunk
+            yield to_clips()
+
+    scores = _collect(model, clip_batches(), use_clusters, device, amp_dtype)
+    return seen, scores
 
 
 def run_videos(params: Params, videos: list[Path], model_dir: Path, out_path: Path) -> StageResult:
