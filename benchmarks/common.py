@@ -95,3 +95,33 @@ def compute_figures(flops_per_item: float, items_per_s: float, gpu: str) -> dict
     peak = peak_bf16_tflops(gpu)
     return {"achieved_tflops": round(achieved, 4), "peak_bf16_tflops": peak,
             "share_of_peak": round(achieved / peak, 4) if peak else None}
+
+
+def override_preset(params, *, size: int | None = None, channels: int | None = None, width: int | None = None):
+    """`params` with the frame size, channels and network width replaced where given."""
+    data = {k: v for k, v in {"image_size": size and (size, size), "channels": channels}.items() if v}
+    return params.model_copy(update={"data": params.data.model_copy(update=data),
+                                     "model": params.model.model_copy(update={"width": width or params.model.width})})
+
+
+def forward_only_frames_per_s(model, batches: list, use_clusters: bool = True, amp_dtype=None,
+                              passes: int = 1) -> float:
+    """Clips/s of the network and the score arithmetic alone on prebuilt batches; best of `passes`."""
+    import time
+
+    import torch
+
+    from vad.scoring import clip_scores
+
+    device = batches[0].device
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    best = 0.0
+    for _ in range(passes):
+        sync()
+        started = time.perf_counter()
+        for batch in batches:
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                clip_scores(model, batch, use_clusters)
+        sync()
+        best = max(best, sum(len(b) for b in batches) / (time.perf_counter() - started))
+    return best

@@ -18,7 +18,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import JSONL, compute_figures, flops_per_clip, machine, peak_gpu_mb, peak_host_mb
+from common import (
+    JSONL,
+    compute_figures,
+    flops_per_clip,
+    forward_only_frames_per_s,
+    machine,
+    override_preset,
+    peak_gpu_mb,
+    peak_host_mb,
+)
 
 from vad.checkpoint import CHECKPOINT, load_checkpoint
 from vad.config import load_params
@@ -27,7 +36,6 @@ from vad.data.clips import ClipSource
 from vad.data.store import FrameStore
 from vad.metrics import VideoScores, evaluate, read_scores
 from vad.models import build_model
-from vad.scoring import clip_scores
 from vad.stages import extract, init_clusters, pretrain, score, train
 from vad.training import device_name, resolve_runtime, select_device
 
@@ -35,8 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("gpu_check")
 
 
-def forward_only_frames_per_s(params, checkpoint: Path, store: FrameStore, device: torch.device,
-                              max_batches: int = 16) -> float:
+def forward_rate(params, checkpoint: Path, store: FrameStore, device: torch.device, max_batches: int = 16) -> float:
     """Model-forward-only scoring rate on prebuilt batches of test clips, at the score stage's batch size."""
     model = build_model(params.model, params.data).to(device)
     model.load_state_dict(load_checkpoint(checkpoint, device)["model"])
@@ -48,18 +55,8 @@ def forward_only_frames_per_s(params, checkpoint: Path, store: FrameStore, devic
     size = params.score.batch_size
     batches = [clips.batch(torch.arange(i, min(i + size, len(clips))))
                for i in range(0, min(len(clips), size * max_batches), size)]
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    autocast = torch.autocast(device.type, dtype=runtime.amp_dtype, enabled=runtime.amp_dtype is not None)
-    best = 0.0
-    for _ in range(2):  # the first pass warms up (cudnn.benchmark, allocator)
-        sync()
-        started = time.perf_counter()
-        for batch in batches:
-            with autocast:
-                clip_scores(model, batch, params.model.kmeans)
-        sync()
-        best = max(best, sum(len(b) for b in batches) / (time.perf_counter() - started))
-    return best
+    # best of 2: the first pass warms up (cudnn, allocator)
+    return forward_only_frames_per_s(model, batches, params.model.kmeans, runtime.amp_dtype, passes=2)
 
 
 def main() -> None:
@@ -74,13 +71,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     began = time.perf_counter()
     params = load_params(args.preset)
-    overrides = {"image_size": args.size and (args.size, args.size), "channels": args.channels}
-    data = {key: value for key, value in overrides.items() if value}
-    if data or args.width:
-        params = params.model_copy(update={"data": params.data.model_copy(update=data),
-                                           "model": params.model.model_copy(update={"width": args.width or
-                                                                                     params.model.width})})
-        log.info("overriding the preset: %s", {**data, "width": params.model.width})
+    if args.size or args.channels or args.width:
+        params = override_preset(params, size=args.size, channels=args.channels, width=args.width)
+        log.info("overriding the preset: %s", {"image_size": params.data.image_size, "channels": params.data.channels,
+                                               "width": params.model.width})
     device = select_device(params.device)
     work = Path(tempfile.mkdtemp(prefix="gpu_check."))
     extract.run(params.data, args.source, work / "frames")
@@ -96,7 +90,7 @@ def main() -> None:
     pretrain.run(calibration, work / "frames", work / "probe")
     clips_per_s = probe / (time.perf_counter() - started)
     # Scoring, then two forward-only passes over up to 16 batches, at the probe's forward rate.
-    score_fps = forward_only_frames_per_s(params, work / "probe" / CHECKPOINT, store, device, max_batches=2)
+    score_fps = forward_rate(params, work / "probe" / CHECKPOINT, store, device, max_batches=2)
     score_s = (test_clips + 2 * min(test_clips, 16 * params.score.batch_size)) / score_fps + 10
     left = args.budget - (time.perf_counter() - began) - score_s - 15
     full = (params.pretrain.epochs + params.train.epochs) * train_clips
@@ -131,7 +125,7 @@ def main() -> None:
                           scores[v.id]["prediction_error"], scores[v.id]["cluster_distance"])
               for v in store.split(Split.TEST)]
     metrics = evaluate(videos).metrics
-    forward_fps = forward_only_frames_per_s(params, work / "train" / CHECKPOINT, store, device)
+    forward_fps = forward_rate(params, work / "train" / CHECKPOINT, store, device)
     histories = [json.loads((work / stage / "history.json").read_text()) for stage in ("pretrain", "train")]
     waits = [r["data_wait_share"] for history in histories for r in history[1:] or history]  # after warm-up
     train_flops = flops_per_clip(build_model(params.model, params.data).to(device),

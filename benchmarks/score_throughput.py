@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import compute_figures, emit, flops_per_clip, machine, peak_gpu_mb, peak_host_mb
+from common import compute_figures, emit, flops_per_clip, forward_only_frames_per_s, machine, peak_gpu_mb, peak_host_mb
 
 from vad.config import DataParams, ModelParams
 from vad.data.base import Split
@@ -26,7 +26,6 @@ from vad.data.clips import ClipSource
 from vad.data.decode import iter_frames, prefetch
 from vad.data.store import FrameStore
 from vad.models import build_model
-from vad.scoring import clip_scores
 from vad.stages.score import score_clips, score_frames
 
 
@@ -68,13 +67,7 @@ def main() -> None:
         end_to_end = max(end_to_end, len(clips) / (time.perf_counter() - started))
         batches = [clips.batch(torch.arange(i, min(i + args.batch, len(clips))))
                    for i in range(0, len(clips), args.batch)]
-        sync()
-        started = time.perf_counter()
-        for batch in batches:
-            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                clip_scores(model, batch)
-        sync()
-        forward = max(forward, len(clips) / (time.perf_counter() - started))
+        forward = max(forward, forward_only_frames_per_s(model, batches, True, amp))
         del batches
     from_video = None
     sources = [args.source / v.source for v in videos] if args.source else []

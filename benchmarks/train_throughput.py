@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from common import compute_figures, emit, flops_per_clip, machine, peak_gpu_mb, peak_host_mb
+from common import compute_figures, emit, flops_per_clip, machine, override_preset, peak_gpu_mb, peak_host_mb
 
 from vad.config import load_params
 from vad.data.clips import ClipSource
@@ -49,12 +49,8 @@ def main() -> None:
             original(self, *positional, resident=False, **options)
 
         ClipSource.__init__ = staged
-    params = load_params(args.preset)
-    data = {k: v for k, v in {"image_size": args.size and (args.size, args.size), "channels": args.channels}.items()
-            if v}
+    params = override_preset(load_params(args.preset), size=args.size, channels=args.channels, width=args.width)
     params = params.model_copy(update={
-        "data": params.data.model_copy(update=data),
-        "model": params.model.model_copy(update={"width": args.width or params.model.width}),
         "pretrain": params.pretrain.model_copy(update={"epochs": args.epochs, "max_clips_per_epoch": args.max_clips,
                                                        "batch_size": args.batch or params.pretrain.batch_size})})
     work = Path(tempfile.mkdtemp(prefix="train_throughput."))
