@@ -34,26 +34,18 @@ def test_train_refuses_an_init_artifact_without_checkpoint(record_run, frames, a
     assert recorder.calls == []
 
 
-def test_train_rejects_invalid_params_with_the_key_named(record_run, frames, checkpoint, artifact, make_document,
-                                                         assert_one_line):
+@pytest.mark.parametrize(("sections", "options", "message"), [
+    ({"train": {"epochs": 0}}, {}, "train.epochs"),  # bad params: named, in this process
+    ({}, {"gpus": 0}, "gpus must be at least 1, got 0"),
+])
+def test_train_refuses_bad_inputs_before_running(record_run, frames, checkpoint, artifact, make_document,
+                                                 assert_one_line, sections, options, message):
     from vad.errors import ConfigError
 
     recorder = record_run("vad.stages.train")
-    with pytest.raises(ConfigError, match="train.epochs") as error:
-        train.python_func(params=make_document(train={"epochs": 0}), frames=frames, init=checkpoint("init"),
-                          model=artifact(Model, "model"), metrics=artifact(Metrics, "metrics"))
-    assert_one_line(error)
-    assert recorder.calls == []
-
-
-def test_train_refuses_zero_gpus_before_running(record_run, frames, checkpoint, artifact, make_document,
-                                                assert_one_line):
-    from vad.errors import ConfigError
-
-    recorder = record_run("vad.stages.train")
-    with pytest.raises(ConfigError, match="gpus must be at least 1, got 0") as error:
-        train.python_func(params=make_document(), frames=frames, init=checkpoint("init"),
-                          model=artifact(Model, "model"), metrics=artifact(Metrics, "metrics"), gpus=0)
+    with pytest.raises(ConfigError, match=message) as error:
+        train.python_func(params=make_document(**sections), frames=frames, init=checkpoint("init"),
+                          model=artifact(Model, "model"), metrics=artifact(Metrics, "metrics"), **options)
     assert_one_line(error)
     assert recorder.calls == []
 
