@@ -1,13 +1,16 @@
 """Ped2 on one GPU within a time budget: extract, pretrain, init clusters, train, score, evaluate.
 
 Run through benchmarks/gpu_check.sh. The paper's Ped2 schedule (configs/ped2.yaml: 256x256 RGB, 50
-pretraining + 100 alternating epochs) is scaled down, and the script says so, when the measured training
-speed says it would not fit the budget. The model evaluated is the last one (no test label is used).
+pretraining + 100 alternating epochs) is scaled down, and the script says so, when the costs measured by
+short probe runs on the device say it would not fit the budget (benchmarks/budget.py); the alternating
+epochs are planned again once pretraining is done. The model evaluated is the last one (no test label is
+used). Scoring runs twice: cold (cuDNN still choosing algorithms) and warm, the rate reported.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from budget import Costs, plan, scale_milestones, train_epochs_left
 from common import (
     JSONL,
     compute_figures,
@@ -29,7 +33,7 @@ from common import (
     peak_host_mb,
 )
 
-from vad.checkpoint import CHECKPOINT, load_checkpoint
+from vad.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from vad.config import load_params
 from vad.data.base import Split
 from vad.data.clips import ClipSource
@@ -59,6 +63,43 @@ def forward_rate(params, checkpoint: Path, store: FrameStore, device: torch.devi
     return forward_only_frames_per_s(model, batches, params.model.kmeans, runtime.amp_dtype, passes=2)
 
 
+def calibrate(params, frames: Path, work: Path, train_clips: int, device: torch.device) -> Costs:
+    """Time short runs of pretrain, init_clusters and train (2 epochs each, on a slice of the clips).
+
+    The second epoch of each stage gives the steady cost per clip; the first holds the warm-up (cuDNN's
+    algorithm search, the allocator), counted once per stage with the start-up.
+    """
+    probe = min(train_clips, (32 if device.type == "cuda" else 16) * params.pretrain.batch_size)
+    init_full = min(params.init_clusters.sample_clips, train_clips)
+    # On a GPU init_clusters is timed at the size of the real one; on a CPU at the probe's, scaled up.
+    init_probe = init_full if device.type == "cuda" else min(probe, init_full)
+    probe_params = params.model_copy(update={
+        "pretrain": params.pretrain.model_copy(update={"epochs": 2, "max_clips_per_epoch": probe}),
+        "init_clusters": params.init_clusters.model_copy(update={"sample_clips": init_probe}),
+        "train": params.train.model_copy(update={"epochs": 2, "max_clips_per_epoch": probe})})
+
+    def timed(run_stage, *args) -> float:
+        started = time.perf_counter()
+        run_stage(probe_params, frames, *args)
+        return time.perf_counter() - started
+
+    def steady(stage: str, wall: float) -> tuple[float, float]:  # (seconds per clip, seconds besides)
+        last = json.loads((work / f"probe_{stage}" / "history.json").read_text())[-1]["seconds"]
+        return last / probe, wall - last  # besides: start-up, the warm-up epoch, checkpoints
+
+    pretrain_clip, pretrain_rest = steady("pretrain", timed(pretrain.run, work / "probe_pretrain"))
+    init_s = timed(init_clusters.run, work / "probe_pretrain", work / "probe_init") * init_full / init_probe
+    train_clip, train_rest = steady("train", timed(train.run, work / "probe_init", work / "probe_train"))
+    state = load_checkpoint(work / "probe_train" / CHECKPOINT)
+    saves = []
+    for _ in range(3):  # the per-epoch checkpoint, as fit() writes it
+        started = time.perf_counter()
+        save_checkpoint(work / "probe_save" / CHECKPOINT, state)
+        saves.append(time.perf_counter() - started)
+    return Costs(pretrain_clip=pretrain_clip, train_clip=train_clip, epoch=sorted(saves)[1],
+                 stage=max(pretrain_rest, train_rest), init=init_s)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=480.0, help="seconds for the whole check")
@@ -82,44 +123,46 @@ def main() -> None:
     train_clips = sum(v.frames - params.data.clip_len + 1 for v in store.split(Split.TRAIN))
     test_clips = sum(v.frames - params.data.clip_len + 1 for v in store.split(Split.TEST))
 
-    # Calibrate: a short pretraining run on a slice of one epoch measures clips/s on this device.
-    probe = min(train_clips, 16 * params.pretrain.batch_size)
-    calibration = params.model_copy(update={"pretrain": params.pretrain.model_copy(
-        update={"epochs": 1, "max_clips_per_epoch": probe})})
-    started = time.perf_counter()
-    pretrain.run(calibration, work / "frames", work / "probe")
-    clips_per_s = probe / (time.perf_counter() - started)
-    # Scoring, then two forward-only passes over up to 16 batches, at the probe's forward rate.
-    score_fps = forward_rate(params, work / "probe" / CHECKPOINT, store, device, max_batches=2)
-    score_s = (test_clips + 2 * min(test_clips, 16 * params.score.batch_size)) / score_fps + 10
-    left = args.budget - (time.perf_counter() - began) - score_s - 15
-    full = (params.pretrain.epochs + params.train.epochs) * train_clips
-    fraction = max(0.0, min(1.0, left * clips_per_s / full))
-    pre_epochs = max(1, round(params.pretrain.epochs * fraction))
-    train_epochs = max(1, round(params.train.epochs * fraction))
-    per_epoch = None
-    if (pre_epochs + train_epochs) * train_clips > left * clips_per_s:
-        per_epoch = max(params.pretrain.batch_size, int(left * clips_per_s / (pre_epochs + train_epochs)))
-    if fraction < 1.0:
-        log.info("budget %.0f s at %.1f clips/s: scaling the Ped2 schedule to %.1f%% (%d pretraining + %d alternating "
-                 "epochs%s)", args.budget, clips_per_s, 100 * fraction, pre_epochs, train_epochs,
+    costs = calibrate(params, work / "frames", work, train_clips, device)
+    log.info("probe runs: %s", {k: f"{v:.4g} s" for k, v in dataclasses.asdict(costs).items()})
+    # Scoring twice (cold, then warm), then two forward-only passes over up to 16 batches, at the probe's rate.
+    score_fps = forward_rate(params, work / "probe_train" / CHECKPOINT, store, device, max_batches=2)
+    score_s = (2 * test_clips + 2 * min(test_clips, 16 * params.score.batch_size)) / score_fps + 10
+
+    def seconds_left() -> float:  # for training, with the scoring and a margin for the report kept aside
+        return args.budget - (time.perf_counter() - began) - score_s - 15
+
+    full_pre, full_train = params.pretrain.epochs, params.train.epochs
+    planned = plan(costs, seconds_left(), pretrain_epochs=full_pre, train_epochs=full_train, clips=train_clips,
+                   batch_size=params.pretrain.batch_size)
+    per_epoch = planned.clips_per_epoch if planned.clips_per_epoch < train_clips else None
+    if planned.fraction < 1.0:
+        log.info("budget %.0f s: scaling the Ped2 schedule to %.1f%% (%d pretraining + %d alternating epochs%s)",
+                 args.budget, 100 * planned.fraction, planned.pretrain_epochs, planned.train_epochs,
                  f", {per_epoch} of {train_clips} clips per epoch" if per_epoch else "")
-    milestones = [m for m in params.train.lr_milestones if m < train_epochs] or [train_epochs + 1]
     # k-means++ samples latents of at most one (scaled) epoch's clips: its cost scales with the schedule.
     sample = min(params.init_clusters.sample_clips, per_epoch or train_clips)
     params = params.model_copy(update={
         "init_clusters": params.init_clusters.model_copy(update={"sample_clips": sample}),
-        "pretrain": params.pretrain.model_copy(update={"epochs": pre_epochs, "max_clips_per_epoch": per_epoch}),
-        "train": params.train.model_copy(update={"epochs": train_epochs, "lr_milestones": milestones,
-                                                 "max_clips_per_epoch": per_epoch})})
+        "pretrain": params.pretrain.model_copy(update={"epochs": planned.pretrain_epochs,
+                                                       "max_clips_per_epoch": per_epoch})})
 
     started = time.perf_counter()
     pretrain.run(params, work / "frames", work / "pretrain")
     init_clusters.run(params, work / "frames", work / "pretrain", work / "init")
+    train_epochs = train_epochs_left(costs, seconds_left(), planned)
+    if train_epochs < planned.train_epochs:
+        log.info("pretraining and init_clusters took longer than planned: %d alternating epochs instead of %d",
+                 train_epochs, planned.train_epochs)
+    params = params.model_copy(update={"train": params.train.model_copy(update={
+        "epochs": train_epochs, "max_clips_per_epoch": per_epoch,
+        "lr_milestones": scale_milestones(params.train.lr_milestones, full_train, train_epochs)})})
     trained = train.run(params, work / "frames", work / "init", work / "train")
     training_s = time.perf_counter() - started
-    epochs_clips = (pre_epochs + train_epochs) * (per_epoch or train_clips)
-    scored = score.run(params, work / "frames", work / "train", work / "scores.csv")
+    clips_run = (planned.pretrain_epochs + train_epochs) * (per_epoch or train_clips)
+    fraction = clips_run / ((full_pre + full_train) * train_clips)
+    cold = score.run(params, work / "frames", work / "train", work / "scores.csv")
+    scored = score.run(params, work / "frames", work / "train", work / "scores.csv")  # warm: cuDNN has chosen
     scores = read_scores(work / "scores.csv")
     videos = [VideoScores(v.id, store.labels(v), scores[v.id]["scored"], scores[v.id]["anomaly"],
                           scores[v.id]["prediction_error"], scores[v.id]["cluster_distance"])
@@ -131,21 +174,24 @@ def main() -> None:
     train_flops = flops_per_clip(build_model(params.model, params.data).to(device),
                                  ClipSource.from_split(store, Split.TRAIN, params.data.clip_len, device)
                                  .batch(torch.arange(1)), backward=True)
-    rate = epochs_clips / training_s
+    rate = clips_run / training_s
     record = {"benchmark": "gpu_check", "date": date.today().isoformat(), **machine(), "device": device_name(device),
               "torch": torch.__version__, "budget_s": args.budget, "schedule_fraction": round(fraction, 4),
-              "pretrain_epochs": pre_epochs, "train_epochs": train_epochs, "clips_per_epoch": per_epoch or train_clips,
+              "pretrain_epochs": planned.pretrain_epochs, "train_epochs": train_epochs,
+              "clips_per_epoch": per_epoch or train_clips,
               "auc_micro": round(metrics["auc_micro"], 4), "auc_macro": round(metrics.get("auc_macro", np.nan), 4),
-              "training_s": round(training_s, 1), "train_clips_per_s": round(epochs_clips / training_s, 2),
+              "training_s": round(training_s, 1), "train_clips_per_s": round(rate, 2),
               "last_epoch_clips_per_s": round(trained.metrics["train_clips_per_s"], 1),
               "data_wait_share_mean": round(float(np.mean(waits)), 4), "data_wait_share_max": round(max(waits), 4),
               "gflop_per_clip_train_step": round(train_flops / 1e9, 2),
               **{f"train_{k}": v for k, v in compute_figures(train_flops, rate, device_name(device)).items()},
               "score_batch": params.score.batch_size,
+              "score_cold_frames_per_s": round(cold.metrics["score_frames_per_s"], 1),
               "score_frames_per_s": round(scored.metrics["score_frames_per_s"], 1),
               "forward_only_frames_per_s": round(forward_fps, 1),
               "score_share_of_forward": round(scored.metrics["score_frames_per_s"] / forward_fps, 3),
               "peak_host_mb": round(peak_host_mb(), 1), "peak_gpu_mb": peak_gpu_mb(),
+              "probe_costs_s": {k: round(v, 5) for k, v in dataclasses.asdict(costs).items()},
               "total_s": round(time.perf_counter() - began, 1)}
     print(json.dumps(record))
     for key in ("auc_micro", "training_s", "train_clips_per_s", "data_wait_share_mean", "train_achieved_tflops",
