@@ -19,7 +19,7 @@ import torch
 from vad.checkpoint import CHECKPOINT, load_checkpoint
 from vad.config import Params
 from vad.data.base import Split
-from vad.data.clips import ClipSource, to_model_input
+from vad.data.clips import to_model_input
 from vad.data.decode import iter_frames, prefetch
 from vad.data.store import FrameStore, VideoEntry, atomic_write_text
 from vad.errors import DataError
@@ -29,28 +29,15 @@ from vad.scoring import SCORE_COLUMNS, clip_scores
 from vad.stages import StageResult
 from vad.training import Runtime, resolve_runtime, select_device
 
-__all__ = ["run", "run_videos", "score_clips", "score_frames", "HEADER"]
+__all__ = ["run", "run_videos", "score_store", "score_frames", "HEADER"]
 
 log = logging.getLogger(__name__)
 
 HEADER = ("video", "frame", "scored", "anomaly", *SCORE_COLUMNS)
 
 
-# Test videos are scored in groups of at most this many frames (uint8 on the device), in large batches
-# that run across video boundaries.
-GROUP_BYTES = 1 << 30
-
-
-def _groups(videos: list[VideoEntry], frame_bytes: int) -> list[list[VideoEntry]]:
-    groups: list[list[VideoEntry]] = [[]]
-    size = 0
-    for video in videos:
-        if groups[-1] and size + video.frames * frame_bytes > GROUP_BYTES:
-            groups.append([])
-            size = 0
-        groups[-1].append(video)
-        size += video.frames * frame_bytes
-    return groups
+# Batches read ahead of the network by the background thread (each holds batch + T - 1 frames or so).
+READ_AHEAD = 3
 
 
 def _collect(model: torch.nn.Module, batches: Iterable[torch.Tensor], use_clusters: bool, device: torch.device,
@@ -68,15 +55,66 @@ def _collect(model: torch.nn.Module, batches: Iterable[torch.Tensor], use_cluste
     return {name: torch.cat(values).double().cpu().numpy() for name, values in parts.items()}
 
 
-def score_clips(model: torch.nn.Module, clips: ClipSource, batch_size: int, use_clusters: bool,
-                amp_dtype: torch.dtype | None = None) -> dict[str, np.ndarray]:
-    """Raw scores of every clip of `clips`, in order (video by video; clip i of a video ends at frame i+T-1).
+def _clips(windows: Iterable[tuple[torch.Tensor, torch.Tensor]], clip_len: int,
+           device: torch.device) -> Iterator[torch.Tensor]:
+    """Model input on `device` from (uint8 frames (F, H, W, C), clip starts (B,)) windows.
 
+    The frames go to the device as uint8 (4x less than floats; asynchronously from pinned memory) and
+    are cut into clips there: a window of B clips of consecutive frames holds about B frames, not B x T.
+    """
+    steps = torch.arange(clip_len, device=device)
+    for frames, starts in windows:
+        chunk = frames.to(device, non_blocking=frames.is_pinned())
+        yield to_model_input(chunk[starts.to(device)[:, None] + steps])
+
+
+def _store_windows(store: FrameStore, videos: list[VideoEntry], clip_len: int, batch_size: int,
+                   pin: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of `batch_size` consecutive clips of `videos`, in order; a batch may span videos.
+
+    Each comes as the frames its clips cover, read from the memory-mapped store into one (pinned) buffer,
+    and where each clip starts in it.
+    """
+    arrays = [store.frames(video) for video in videos]
+    height, width = store.image_size
+    pieces: list[tuple[int, int, int]] = []  # (video, first clip, clips)
+
+    def window() -> tuple[torch.Tensor, torch.Tensor]:
+        total = sum(count + clip_len - 1 for _, _, count in pieces)
+        frames = torch.empty((total, height, width, store.channels), dtype=torch.uint8, pin_memory=pin)
+        view, starts, at = frames.numpy(), [], 0
+        for v, first, count in pieces:
+            view[at : at + count + clip_len - 1] = arrays[v][first : first + count + clip_len - 1]
+            starts.append(np.arange(at, at + count))
+            at += count + clip_len - 1
+        pieces.clear()
+        return frames, torch.from_numpy(np.concatenate(starts))
+
+    filled = 0
+    for v, video in enumerate(videos):
+        first, clips = 0, video.frames - clip_len + 1
+        while first < clips:
+            count = min(batch_size - filled, clips - first)
+            pieces.append((v, first, count))
+            first, filled = first + count, filled + count
+            if filled == batch_size:
+                yield window()
+                filled = 0
+    if pieces:
+        yield window()
+
+
+def score_store(model: torch.nn.Module, store: FrameStore, videos: list[VideoEntry], clip_len: int,
+                batch_size: int, use_clusters: bool, device: torch.device,
+                amp_dtype: torch.dtype | None = None) -> dict[str, np.ndarray]:
+    """Raw scores of every clip of `videos` of the store, in order (clip i of a video ends at frame i+T-1).
+
+    Batches run across video boundaries. A background thread reads the next batches' frames from the
+    memory-mapped store (into pinned memory on a GPU) while the network scores the current one.
     `amp_dtype` runs the network under autocast (bf16 on GPUs, from `perf.amp`); the scores are float32.
     """
-    batches = (clips.batch(torch.arange(first, min(first + batch_size, len(clips))))
-               for first in range(0, len(clips), batch_size))
-    return _collect(model, batches, use_clusters, clips.device, amp_dtype)
+    windows = prefetch(_store_windows(store, videos, clip_len, batch_size, pin=device.type == "cuda"), READ_AHEAD)
+    return _collect(model, _clips(windows, clip_len, device), use_clusters, device, amp_dtype)
 
 
 def _write_video(writer, video: VideoEntry, raw: dict[str, np.ndarray], clip_len: int) -> None:
@@ -113,31 +151,27 @@ def score_frames(model: torch.nn.Module, frames: Iterator[np.ndarray], clip_len:
     Frames are taken `batch_size + clip_len - 1` at a time (consecutive chunks share clip_len - 1 frames),
     copied to the device as uint8 and cut into clips there.
     """
-    steps = torch.arange(clip_len, device=device)
     seen = 0
+    pin = device.type == "cuda"
 
-    def clip_batches() -> Iterator[torch.Tensor]:
+    def windows() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         nonlocal seen
         pending: list[np.ndarray] = []
 
-        def to_clips() -> torch.Tensor:
-            chunk = torch.from_numpy(np.stack(pending))
-            if device.type == "cuda":
-                chunk = chunk.pin_memory()
-            chunk = chunk.to(device, non_blocking=True)
-            index = torch.arange(len(pending) - clip_len + 1, device=device)[:, None] + steps
-            return to_model_input(chunk[index])
+        def window() -> tuple[torch.Tensor, torch.Tensor]:
+            frames = torch.from_numpy(np.stack(pending))
+            return (frames.pin_memory() if pin else frames), torch.arange(len(pending) - clip_len + 1)
 
         for frame in frames:
             pending.append(frame)
             seen += 1
             if len(pending) == batch_size + clip_len - 1:
-                yield to_clips()
+                yield window()
                 pending = pending[batch_size:]
         if len(pending) >= clip_len:  # the last, shorter chunk
-            yield to_clips()
+            yield window()
 
-    scores = _collect(model, clip_batches(), use_clusters, device, amp_dtype)
+    scores = _collect(model, _clips(windows(), clip_len, device), use_clusters, device, amp_dtype)
     return seen, scores
 
 
@@ -190,20 +224,19 @@ def run(params: Params, frames_dir: Path, model_dir: Path, out_path: Path) -> St
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(HEADER)
-    started, scored = time.perf_counter(), 0
-    frame_bytes = params.data.image_size[0] * params.data.image_size[1] * params.data.channels
-    for group in _groups(store.split(Split.TEST), frame_bytes):
-        clips = ClipSource(store, group, clip_len, device)
-        scores = score_clips(model, clips, params.score.batch_size, params.model.kmeans, runtime.amp_dtype)
-        first = 0
-        for video in group:
-            count = video.frames - clip_len + 1
-            raw = {name: values[first : first + count] for name, values in scores.items()}
-            first += count
-            _write_video(writer, video, raw, clip_len)
-        scored += len(clips)
+    started = time.perf_counter()
+    videos = store.split(Split.TEST)
+    scores = score_store(model, store, videos, clip_len, params.score.batch_size, params.model.kmeans, device,
+                         runtime.amp_dtype)
+    first = 0
+    for video in videos:
+        count = video.frames - clip_len + 1
+        _write_video(writer, video, {name: values[first : first + count] for name, values in scores.items()},
+                     clip_len)
+        first += count
+    scored = first
     seconds = time.perf_counter() - started
     atomic_write_text(out_path, buffer.getvalue())
     log.info("scored %d clips of %d test videos (%.1f frames/s) into %s", scored,
-             len(store.split(Split.TEST)), scored / max(seconds, 1e-9), out_path)
+             len(videos), scored / max(seconds, 1e-9), out_path)
     return StageResult(outputs={"scores": out_path}, metrics={"score_frames_per_s": scored / max(seconds, 1e-9)})

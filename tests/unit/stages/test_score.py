@@ -43,6 +43,19 @@ def test_clip_source_clip_i_covers_frames_i_to_i_plus_t_minus_1(trained):
     assert torch.equal(batch[0], frames[0:5]) and torch.equal(batch[1], frames[7:12])
 
 
+@pytest.mark.parametrize("batch_size", [1, 7, 1000])
+def test_store_batches_span_videos_and_hold_every_clip_once_in_order(trained, batch_size):
+    store = FrameStore.open(trained["frames"])
+    videos = store.split("test")
+    expected = ClipSource(store, videos, clip_len=5)
+    windows = list(score._store_windows(store, videos, 5, batch_size, pin=False))
+    got = torch.cat(list(score._clips(windows, 5, torch.device("cpu"))))
+    assert torch.equal(got, expected.batch(torch.arange(len(expected))))
+    assert [len(starts) for _, starts in windows[:-1]] == [batch_size] * (len(windows) - 1)
+    # Frames are read once per clip, plus T - 1 per piece of a video in a batch: not T per clip.
+    assert sum(len(frames) for frames, _ in windows) <= len(expected) + 4 * (len(windows) + len(videos) - 1)
+
+
 def test_scores_file_has_documented_columns_and_normalised_anomaly(trained):
     rows = list(csv.DictReader(trained["scores"].open()))
     assert tuple(rows[0]) == score.HEADER
