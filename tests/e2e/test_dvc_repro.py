@@ -1,5 +1,7 @@
 """`dvc repro` of the whole pipeline in a temporary copy of the repository, tracked to a real MLflow server."""
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -65,3 +67,19 @@ def test_dvc_repro_runs_every_stage_registers_and_is_then_up_to_date(tmp_path, m
     changed = _run([*dvc, "repro"], project, env)
     assert "Running stage 'train'" in changed and "Running stage 'register'" in changed
     assert "Running stage 'pretrain'" not in changed and "Running stage 'extract'" not in changed
+
+    # An ablation as the README runs it: queued from the commit, run in a temporary copy. The experiment
+    # keeps its metrics (cached outputs: `dvc exp show` reads them), the run-cache restores the stages it
+    # does not change, and its MLflow run goes to the server.
+    _run(["git", "add", "-A"], project, env)
+    _run(["git", "commit", "-qm", "lambda_r 0.2"], project, env)
+    _run([*dvc, "exp", "run", "--queue", "-S", "train.lambda_r=0.5", "-n", "lambda-half"], project, env)
+    ablation = _run([*dvc, "exp", "run", "--run-all"], project, env)
+    assert "Running stage 'train'" in ablation and "Running stage 'register'" in ablation
+    assert "Running stage 'extract'" not in ablation and "Running stage 'pretrain'" not in ablation
+    table = {row["Experiment"] or row["rev"]: row for row in
+             csv.DictReader(io.StringIO(_run([*dvc, "exp", "show", "--csv"], project, env)))}
+    assert float(table["lambda-half"]["train.lambda_r"]) == 0.5
+    assert 0.0 <= float(table["lambda-half"]["auc_micro"]) <= 1.0
+    assert float(table["lambda-half"]["auc_micro"]) != float(table["workspace"]["auc_micro"])
+    assert len(client.search_model_versions("name='vad-e2e'")) == 3
