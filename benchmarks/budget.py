@@ -14,11 +14,16 @@ class Costs:
     train_clip: float  # one clip of an alternating-training step, after the warm-up epoch
     epoch: float  # each epoch besides its steps (the checkpoint)
     stage: float  # each training stage besides its epochs (start-up, frames to the device, first-epoch warm-up)
-    init: float  # init_clusters
+    init_clip: float  # init_clusters, per clip it samples
+    init_clips: int  # the clips init_clusters samples: at most this many, and at most one epoch's
+
+    def init(self, clips_per_epoch: int) -> float:
+        """init_clusters, for epochs of `clips_per_epoch` clips."""
+        return self.init_clip * min(self.init_clips, clips_per_epoch)
 
     def seconds(self, pretrain_epochs: int, train_epochs: int, clips_per_epoch: int) -> float:
         """Both training stages and init_clusters, on `clips_per_epoch` clips per epoch."""
-        return (2 * self.stage + self.init
+        return (2 * self.stage + self.init(clips_per_epoch)
                 + pretrain_epochs * (clips_per_epoch * self.pretrain_clip + self.epoch)
                 + train_epochs * (clips_per_epoch * self.train_clip + self.epoch))
 
@@ -40,15 +45,19 @@ def plan(costs: Costs, seconds: float, *, pretrain_epochs: int, train_epochs: in
     Both stages lose epochs in the same proportion (whole epochs, rounded down); when even one epoch of
     each does not fit, epochs are cut to fewer clips (at least one batch: the smallest run there is).
     """
-    fixed = 2 * costs.stage + costs.init
+    fixed = 2 * costs.stage + costs.init(clips)
     full = costs.seconds(pretrain_epochs, train_epochs, clips) - fixed
     share = min(1.0, max(0.0, (seconds - fixed) / full))
     pre = max(1, math.floor(pretrain_epochs * share + 1e-9))
     alt = max(1, math.floor(train_epochs * share + 1e-9))
     per_epoch = clips
     if costs.seconds(pre, alt, clips) > seconds:
-        room = seconds - fixed - (pre + alt) * costs.epoch
-        per_epoch = min(clips, max(batch_size, math.floor(room / (pre * costs.pretrain_clip + alt * costs.train_clip))))
+        room = seconds - 2 * costs.stage - (pre + alt) * costs.epoch
+        per_clip = pre * costs.pretrain_clip + alt * costs.train_clip
+        per_epoch = math.floor(room / (per_clip + costs.init_clip))  # init_clusters samples every clip
+        if per_epoch > costs.init_clips:  # ... up to its cap
+            per_epoch = math.floor((room - costs.init_clip * costs.init_clips) / per_clip)
+        per_epoch = min(clips, max(batch_size, per_epoch))
     return Plan(pre, alt, per_epoch, (pre + alt) * per_epoch / ((pretrain_epochs + train_epochs) * clips))
 
 

@@ -4,7 +4,7 @@ Run through benchmarks/gpu_check.sh. The paper's Ped2 schedule (configs/ped2.yam
 pretraining + 100 alternating epochs) is scaled down, and the script says so, when the costs measured by
 short probe runs on the device say it would not fit the budget (benchmarks/budget.py); the alternating
 epochs are planned again once pretraining is done. The model evaluated is the last one (no test label is
-used). Scoring runs twice: cold (cuDNN still choosing algorithms) and warm, the rate reported.
+used). On a GPU scoring runs twice, cold (cuDNN still choosing algorithms) and warm: the rate reported.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def calibrate(params, frames: Path, work: Path, train_clips: int, device: torch.
     """
     probe = min(train_clips, (32 if device.type == "cuda" else 16) * params.pretrain.batch_size)
     init_full = min(params.init_clusters.sample_clips, train_clips)
-    # On a GPU init_clusters is timed at the size of the real one; on a CPU at the probe's, scaled up.
+    # On a GPU init_clusters is timed at the size of the full schedule's; on a CPU at the probe's.
     init_probe = init_full if device.type == "cuda" else min(probe, init_full)
     probe_params = params.model_copy(update={
         "pretrain": params.pretrain.model_copy(update={"epochs": 2, "max_clips_per_epoch": probe}),
@@ -85,10 +85,10 @@ def calibrate(params, frames: Path, work: Path, train_clips: int, device: torch.
 
     def steady(stage: str, wall: float) -> tuple[float, float]:  # (seconds per clip, seconds besides)
         last = json.loads((work / f"probe_{stage}" / "history.json").read_text())[-1]["seconds"]
-        return last / probe, wall - last  # besides: start-up, the warm-up epoch, checkpoints
+        return last / probe, wall - 2 * last  # besides: start-up, the first epoch's warm-up, checkpoints
 
     pretrain_clip, pretrain_rest = steady("pretrain", timed(pretrain.run, work / "probe_pretrain"))
-    init_s = timed(init_clusters.run, work / "probe_pretrain", work / "probe_init") * init_full / init_probe
+    init_clip = timed(init_clusters.run, work / "probe_pretrain", work / "probe_init") / init_probe
     train_clip, train_rest = steady("train", timed(train.run, work / "probe_init", work / "probe_train"))
     state = load_checkpoint(work / "probe_train" / CHECKPOINT)
     saves = []
@@ -97,12 +97,15 @@ def calibrate(params, frames: Path, work: Path, train_clips: int, device: torch.
         save_checkpoint(work / "probe_save" / CHECKPOINT, state)
         saves.append(time.perf_counter() - started)
     return Costs(pretrain_clip=pretrain_clip, train_clip=train_clip, epoch=sorted(saves)[1],
-                 stage=max(pretrain_rest, train_rest), init=init_s)
+                 stage=max(pretrain_rest, train_rest), init_clip=init_clip,
+                 init_clips=params.init_clusters.sample_clips)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, default=480.0, help="seconds for the whole check")
+    parser.add_argument("--deadline", type=float, help="unix time by which the check must end (gpu_check.sh "
+                                                       "passes it, so that the budget also covers what ran before)")
     parser.add_argument("--source", type=Path, default=ROOT / "data" / "ped2")
     parser.add_argument("--preset", type=Path, default=ROOT / "configs" / "ped2.yaml")
     parser.add_argument("--size", type=int, help="override the preset's image size (e.g. 64 on a CPU)")
@@ -110,7 +113,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, help="override the preset's network width")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    began = time.perf_counter()
+    opened = time.time() if args.deadline is None else args.deadline - args.budget
     params = load_params(args.preset)
     if args.size or args.channels or args.width:
         params = override_preset(params, size=args.size, channels=args.channels, width=args.width)
@@ -125,19 +128,27 @@ def main() -> None:
 
     costs = calibrate(params, work / "frames", work, train_clips, device)
     log.info("probe runs: %s", {k: f"{v:.4g} s" for k, v in dataclasses.asdict(costs).items()})
-    # Scoring twice (cold, then warm), then two forward-only passes over up to 16 batches, at the probe's rate.
+    # Scoring (twice on a GPU: cold, then warm; a CPU has no algorithm search to warm up), then two
+    # forward-only passes over a few batches, at the probe's rate.
+    cuda = device.type == "cuda"
+    forward_batches = 16 if cuda else 4
     score_fps = forward_rate(params, work / "probe_train" / CHECKPOINT, store, device, max_batches=2)
-    score_s = (2 * test_clips + 2 * min(test_clips, 16 * params.score.batch_size)) / score_fps + 10
+    forward_clips = min(test_clips, forward_batches * params.score.batch_size)
+    score_s = ((1 + cuda) * test_clips + 2 * forward_clips) / score_fps + 10
 
-    def seconds_left() -> float:  # for training, with the scoring and a margin for the report kept aside
-        return args.budget - (time.perf_counter() - began) - score_s - 15
+    def seconds_left(margin: float = 15.0) -> float:  # for training, with scoring and the report's margin aside
+        return opened + args.budget - time.time() - score_s - margin
 
     full_pre, full_train = params.pretrain.epochs, params.train.epochs
     planned = plan(costs, seconds_left(), pretrain_epochs=full_pre, train_epochs=full_train, clips=train_clips,
                    batch_size=params.pretrain.batch_size)
     per_epoch = planned.clips_per_epoch if planned.clips_per_epoch < train_clips else None
+    least = costs.seconds(1, 1, params.pretrain.batch_size)
+    if seconds_left(margin=0) < least:
+        log.warning("a budget of %.0f s cannot be held here: the probe runs, scoring and the smallest training "
+                    "run need about %.0f s more", args.budget, least - seconds_left(margin=0))
     if planned.fraction < 1.0:
-        log.info("budget %.0f s: scaling the Ped2 schedule to %.1f%% (%d pretraining + %d alternating epochs%s)",
+        log.info("budget %.0f s: scaling the Ped2 schedule to %.3g%% (%d pretraining + %d alternating epochs%s)",
                  args.budget, 100 * planned.fraction, planned.pretrain_epochs, planned.train_epochs,
                  f", {per_epoch} of {train_clips} clips per epoch" if per_epoch else "")
     # k-means++ samples latents of at most one (scaled) epoch's clips: its cost scales with the schedule.
@@ -162,13 +173,13 @@ def main() -> None:
     clips_run = (planned.pretrain_epochs + train_epochs) * (per_epoch or train_clips)
     fraction = clips_run / ((full_pre + full_train) * train_clips)
     cold = score.run(params, work / "frames", work / "train", work / "scores.csv")
-    scored = score.run(params, work / "frames", work / "train", work / "scores.csv")  # warm: cuDNN has chosen
+    scored = score.run(params, work / "frames", work / "train", work / "scores.csv") if cuda else cold  # warm
     scores = read_scores(work / "scores.csv")
     videos = [VideoScores(v.id, store.labels(v), scores[v.id]["scored"], scores[v.id]["anomaly"],
                           scores[v.id]["prediction_error"], scores[v.id]["cluster_distance"])
               for v in store.split(Split.TEST)]
     metrics = evaluate(videos).metrics
-    forward_fps = forward_rate(params, work / "train" / CHECKPOINT, store, device)
+    forward_fps = forward_rate(params, work / "train" / CHECKPOINT, store, device, forward_batches)
     histories = [json.loads((work / stage / "history.json").read_text()) for stage in ("pretrain", "train")]
     waits = [r["data_wait_share"] for history in histories for r in history[1:] or history]  # after warm-up
     train_flops = flops_per_clip(build_model(params.model, params.data).to(device),
@@ -192,11 +203,13 @@ def main() -> None:
               "score_share_of_forward": round(scored.metrics["score_frames_per_s"] / forward_fps, 3),
               "peak_host_mb": round(peak_host_mb(), 1), "peak_gpu_mb": peak_gpu_mb(),
               "probe_costs_s": {k: round(v, 5) for k, v in dataclasses.asdict(costs).items()},
-              "total_s": round(time.perf_counter() - began, 1)}
+              # what the whole paper schedule would take here, from the probe runs' costs
+              "full_schedule_estimate_s": round(costs.seconds(full_pre, full_train, train_clips), 1),
+              "total_s": round(time.time() - opened, 1)}
     print(json.dumps(record))
-    for key in ("auc_micro", "training_s", "train_clips_per_s", "data_wait_share_mean", "train_achieved_tflops",
-                "train_share_of_peak", "score_frames_per_s", "forward_only_frames_per_s", "score_share_of_forward",
-                "peak_gpu_mb", "total_s"):
+    for key in ("auc_micro", "schedule_fraction", "training_s", "full_schedule_estimate_s", "train_clips_per_s",
+                "data_wait_share_mean", "train_achieved_tflops", "train_share_of_peak", "score_frames_per_s",
+                "forward_only_frames_per_s", "score_share_of_forward", "peak_gpu_mb", "total_s"):
         print(f"{key:>26}: {record[key]}")
     out = Path(os.environ["OUT"]) / "benchmarks.jsonl" if os.environ.get("OUT") else JSONL  # $OUT: device runs
     out.parent.mkdir(parents=True, exist_ok=True)

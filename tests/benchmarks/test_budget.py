@@ -10,8 +10,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from budget import Costs, Plan, plan, scale_milestones, train_epochs_left  # noqa: E402
 
-# 1 ms per pretraining clip, 1.5 ms per alternating one, 0.1 s per checkpoint, 3 s per stage, 5 s of k-means.
-COSTS = Costs(pretrain_clip=1e-3, train_clip=1.5e-3, epoch=0.1, stage=3.0, init=5.0)
+# 1 ms per pretraining clip, 1.5 ms per alternating one, 0.1 s per checkpoint, 3 s per stage, and k-means on
+# the latents of at most 2,000 clips (one epoch's at most), 2.5 ms each: 5 s at the full schedule.
+COSTS = Costs(pretrain_clip=1e-3, train_clip=1.5e-3, epoch=0.1, stage=3.0, init_clip=2.5e-3, init_clips=2000)
 PED2 = {"pretrain_epochs": 50, "train_epochs": 100, "clips": 2486, "batch_size": 8}
 
 
@@ -32,14 +33,21 @@ def test_a_short_budget_cuts_both_stages_alike_and_fits():
         assert cut.train_epochs == pytest.approx(2 * cut.pretrain_epochs, abs=1)
 
 
-def test_fewer_clips_per_epoch_when_one_epoch_of_each_does_not_fit():
-    tiny = plan(COSTS, 15.001, **PED2)  # 4 s left after the fixed costs, 6.4 s for one epoch of each
+@pytest.mark.parametrize("seconds", [12.3456, 15.001, 16.987])  # k-means sampling fewer clips, or all 2,000
+def test_fewer_clips_per_epoch_when_one_epoch_of_each_does_not_fit(seconds):
+    # one whole epoch of each stage and the full k-means need 2 x 3 + 6.4 + 5 = 17.4 s: epochs are cut to
+    # fewer clips, and k-means samples no more than one epoch's
+    tiny = plan(COSTS, seconds, **PED2)
     assert (tiny.pretrain_epochs, tiny.train_epochs) == (1, 1)
     assert 8 <= tiny.clips_per_epoch < 2486
-    assert COSTS.seconds(1, 1, tiny.clips_per_epoch) <= 15.001
-    assert COSTS.seconds(1, 1, tiny.clips_per_epoch + 1) > 15.001
+    assert COSTS.seconds(1, 1, tiny.clips_per_epoch) <= seconds
+    assert COSTS.seconds(1, 1, tiny.clips_per_epoch + 1) > seconds
     assert tiny.fraction == pytest.approx(2 * tiny.clips_per_epoch / (150 * 2486))
     assert plan(COSTS, 1.0, **PED2).clips_per_epoch == 8  # no time at all: one batch, the least there is
+
+
+def test_init_clusters_samples_at_most_one_epoch_and_its_cap():
+    assert COSTS.init(100) == pytest.approx(0.25) and COSTS.init(2486) == COSTS.init(2000) == pytest.approx(5.0)
 
 
 def test_alternating_epochs_are_planned_again_from_the_time_left():

@@ -73,6 +73,9 @@ def test_gpu_check_runs_on_cpu_within_its_budget(tmp_path, raw_dataset):
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     record = json.loads((tmp_path / "benchmarks.jsonl").read_text())
     assert "scaling the Ped2 schedule" in done.stderr and record["schedule_fraction"] < 1
+    # the probe runs' costs, and the whole schedule they project, which the budget could not hold
+    assert all(cost > 0 for cost in record["probe_costs_s"].values())
+    assert record["full_schedule_estimate_s"] > 60 > record["training_s"]
     assert record["total_s"] < 60 and 0 <= record["auc_micro"] <= 1
     assert record["score_frames_per_s"] > 0 and record["forward_only_frames_per_s"] > 0
     assert 0 <= record["data_wait_share_mean"] < 1 and record["gflop_per_clip_train_step"] > 0

@@ -1,0 +1,45 @@
+import copy
+
+import torch
+
+from vad.models.kmeans_head import DeepKMeansHead
+
+
+def _direct(head: DeepKMeansHead, r: torch.Tensor) -> torch.Tensor:
+    # D(r) of Eq. 10-11 written out: every difference r - c_k.
+    distance = ((r.permute(0, 2, 3, 1).unsqueeze(-2) - head.centers) ** 2).sum(-1).sqrt()
+    return (torch.softmax(-head.alpha * distance, dim=-1) * distance.pow(2)).sum(-1)
+
+
+def test_cluster_distance_by_matrix_products_is_as_accurate_as_the_differences():
+    # Against the differences in float64, D(r) and its gradients are as close as the differences in float32.
+    torch.manual_seed(0)
+    head = DeepKMeansHead(clusters=6, dim=16, alpha=25.0)
+    with torch.no_grad():
+        head.centers.copy_(torch.randn(6, 16) * 0.3)
+    r = torch.randn(3, 16, 4, 5) * 0.3
+    exact = copy.deepcopy(head).double()
+
+    def value_and_grads(distance, model, x):
+        x = x.clone().requires_grad_()
+        out = distance(model, x)
+        return [out, *torch.autograd.grad(out.square().sum(), (x, model.centers))]
+
+    reference = value_and_grads(_direct, exact, r.double())
+    fast = value_and_grads(DeepKMeansHead.__call__, head, r)
+    direct = value_and_grads(_direct, head, r)
+    assert fast[0].shape == (3, 4, 5)
+    for f, d, ref in zip(fast, direct, reference, strict=True):
+        fast_error, direct_error = (f.double() - ref).abs().max(), (d.double() - ref).abs().max()
+        assert fast_error <= 2 * direct_error + 1e-9 * ref.abs().max()
+
+
+def test_a_vector_on_a_center_has_zero_distance_and_finite_gradients():
+    head = DeepKMeansHead(clusters=2, dim=3, alpha=25.0)
+    with torch.no_grad():
+        head.centers.copy_(torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]]))
+    r = torch.tensor([1.0, 2.0, 3.0]).reshape(1, 3, 1, 1).requires_grad_()
+    distance = head(r)
+    assert distance.item() < 1e-5
+    distance.sum().backward()
+    assert torch.isfinite(r.grad).all() and torch.isfinite(head.centers.grad).all()
