@@ -84,8 +84,9 @@ def calibrate(params, frames: Path, work: Path, train_clips: int, device: torch.
         return time.perf_counter() - started
 
     def steady(stage: str, wall: float) -> tuple[float, float]:  # (seconds per clip, seconds besides)
-        last = json.loads((work / f"probe_{stage}" / "history.json").read_text())[-1]["seconds"]
-        return last / probe, wall - 2 * last  # besides: start-up, the first epoch's warm-up, checkpoints
+        first, last = (e["seconds"] for e in json.loads((work / f"probe_{stage}" / "history.json").read_text()))
+        # besides the epochs: start-up and checkpoints; and the first epoch's warm-up, what it took beyond the second
+        return last / probe, wall - first - last + max(0.0, first - last)
 
     pretrain_clip, pretrain_rest = steady("pretrain", timed(pretrain.run, work / "probe_pretrain"))
     init_clip = timed(init_clusters.run, work / "probe_pretrain", work / "probe_init") / init_probe
@@ -127,7 +128,8 @@ def main() -> None:
     test_clips = sum(v.frames - params.data.clip_len + 1 for v in store.split(Split.TEST))
 
     costs = calibrate(params, work / "frames", work, train_clips, device)
-    log.info("probe runs: %s", {k: f"{v:.4g} s" for k, v in dataclasses.asdict(costs).items()})
+    log.info("probe runs: %s", {k: f"{v:.4g} s" if isinstance(v, float) else v
+                                for k, v in dataclasses.asdict(costs).items()})
     # Scoring (twice on a GPU: cold, then warm; a CPU has no algorithm search to warm up), then two
     # forward-only passes over a few batches, at the probe's rate.
     cuda = device.type == "cuda"
