@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint clean
+.PHONY: install run test lint clean ped2-cpu
 
 install: $(STAMP)
 
@@ -23,6 +23,11 @@ run: install
 
 test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+# UCSD Ped2 at the CPU setting (configs/ped2-cpu.yaml), extract to evaluate, in under an hour on 2 cores.
+PED2 ?= ../shared/data/ped2
+ped2-cpu: install
+	benchmarks/ped2_cpu.sh $(PED2) runs/ped2-cpu configs/ped2-cpu.yaml
 
 clean:
 	rm -rf data models scores metrics plots reports mlruns mlartifacts mlflow.db

@@ -165,7 +165,8 @@ def pretrain_steps(params: Params, frames: Path, perf: dict, device: str = "cpu"
     order = torch.randperm(len(clips), generator=torch.Generator().manual_seed(1))
     rows = []
     for i in range(steps):
-        losses = autoencoder_losses(forward(clips.batch(order[8 * i : 8 * i + 8])), params.model.w_grad)
+        losses = autoencoder_losses(forward(clips.batch(order[8 * i : 8 * i + 8])), params.model.w_grad,
+                                    params.model.gradient_on)
         assert all(v.dtype == torch.float32 for v in losses.values())  # losses in float32, autocast or not
         total = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)

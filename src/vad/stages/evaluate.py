@@ -2,7 +2,8 @@
 
 Outputs:
 
-    <metrics_path>            flat JSON of scalars (auc_micro, auc_macro, ...), for DVC metrics and MLflow
+    <metrics_path>            flat JSON of scalars (auc_micro, auc_macro, ..., and auc_video_<id> for each
+                              test video holding both classes), for DVC metrics and MLflow
     <plots_dir>/
         roc.csv               micro ROC: fpr,tpr,threshold (first threshold finite, see metrics.roc_curve)
         roc.png
@@ -17,6 +18,7 @@ import io
 import json
 import logging
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +53,10 @@ def run(frames_dir: Path, scores_csv: Path, metrics_path: Path, plots_dir: Path)
             "the test labels need both normal and abnormal frames"
         )
     metrics = _finite_scalars(evaluation.metrics)
+    # Per video too, so that a regression on one video shows (a video of one class has no AUC).
+    metrics.update({f"auc_video_{_metric_safe(video_id)}": round(auc, 6)
+                    for video_id, auc in evaluation.per_video_auc.items() if not math.isnan(auc)})
+    metrics = dict(sorted(metrics.items()))
     fpr, tpr, thresholds = roc_curve(evaluation.labels, evaluation.scores)
 
     from vad import plots  # matplotlib loads here only
@@ -121,6 +127,11 @@ def _finite_scalars(metrics: dict[str, float]) -> dict[str, float]:
             continue
         out[name] = round(value, 6) if isinstance(value, float) else value
     return out
+
+
+def _metric_safe(name: str) -> str:
+    # MLflow metric names take letters, digits, _ - . / and spaces; a video id is a file name.
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
 def _csv(header: tuple[str, ...], rows) -> str:

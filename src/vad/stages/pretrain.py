@@ -44,7 +44,7 @@ def run(params: Params, frames_dir: Path, out_dir: Path, *, progress: bool = Fal
         optimizer = runtime.adam(model.autoencoder_parameters(), lr=params.pretrain.lr)
 
         def step(batch: torch.Tensor, loss_scale: float) -> dict[str, torch.Tensor]:
-            losses = autoencoder_losses(forward(batch), params.model.w_grad)
+            losses = autoencoder_losses(forward(batch), params.model.w_grad, params.model.gradient_on)
             total = sum(losses.values())
             optimizer.zero_grad(set_to_none=True)
             (total * loss_scale).backward()

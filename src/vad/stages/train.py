@@ -52,7 +52,7 @@ def run(params: Params, frames_dir: Path, init_dir: Path, out_dir: Path, *, prog
         def step(batch: torch.Tensor, loss_scale: float) -> dict[str, torch.Tensor]:
             # (1) centers frozen: update the autoencoders on L_a + L_m + lambda_r * L_cluster.
             outputs = forward(batch)
-            losses = autoencoder_losses(outputs, params.model.w_grad)
+            losses = autoencoder_losses(outputs, params.model.w_grad, params.model.gradient_on)
             if clustering:
                 losses["cluster"] = model.kmeans(outputs.r).mean()
             total = sum(losses.values()) if not clustering else (

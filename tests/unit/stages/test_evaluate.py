@@ -81,6 +81,9 @@ def test_run_writes_metrics_that_match_sklearn(paths):
     assert metrics["auc_micro"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-6)
     # Only video "a" holds both classes among its scored frames.
     assert metrics["auc_macro"] == pytest.approx(roc_auc_score(_scored("a"), ANOMALY["a"]), abs=1e-6)
+    # Per-video AUC, for the videos that have one ("b" holds a single class among its scored frames).
+    assert metrics["auc_video_a"] == pytest.approx(roc_auc_score(_scored("a"), ANOMALY["a"]), abs=1e-6)
+    assert [k for k in metrics if k.startswith("auc_video_")] == ["auc_video_a"]
     assert metrics["frames_scored"] == 10
     assert metrics["frames_abnormal"] == 3
     assert metrics["videos"] == 2

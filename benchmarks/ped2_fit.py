@@ -1,0 +1,83 @@
+"""How well each stream of a trained model fits clips, next to predictors that learn nothing.
+
+    python benchmarks/ped2_fit.py --frames runs/ped2-cpu/frames --model runs/ped2-cpu/train
+
+Mean squared error per pixel (values in [0, 1]) over the training clips and over the test clips, these split
+by their label (for the report only: nothing here picks a setting from test labels):
+  appearance  f0_hat against f0 (the spatial stream)
+  motion      d_hat against d = f4 - f0 (the motion stream), next to d_hat = 0 (no motion) and
+              d_hat = f3 - f0 (f4 predicted by f3: both are inputs of the network)
+  prediction  f0_hat + d_hat against f4 (what the score uses)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vad.checkpoint import CHECKPOINT, load_checkpoint
+from vad.config import DataParams, ModelParams
+from vad.data.base import Split
+from vad.data.clips import ClipSource
+from vad.data.store import FrameStore
+from vad.models import build_model
+
+COLUMNS = ("appearance", "motion", "motion_zero", "motion_last", "prediction")
+
+
+@torch.no_grad()
+def clip_errors(model: torch.nn.Module, clips: ClipSource, batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Per-clip mean squared error of each column of COLUMNS (NaN for an absent stream)."""
+    rows: dict[str, list[np.ndarray]] = {k: [] for k in COLUMNS}
+    for first in range(0, len(clips), batch_size):
+        batch = clips.batch(torch.arange(first, min(first + batch_size, len(clips))))
+        out = model(batch)
+
+        def mse(a, b):
+            return (a - b).pow(2).flatten(1).mean(1).numpy()
+
+        nan = np.full(len(batch), np.nan)
+        rows["appearance"].append(mse(out.f0_hat, out.f0) if out.f0_hat is not None else nan)
+        rows["motion"].append(mse(out.d_hat, out.d) if out.d_hat is not None else nan)
+        rows["motion_zero"].append(mse(torch.zeros_like(out.d), out.d))
+        rows["motion_last"].append(mse(batch[:, -2] - batch[:, 0], out.d))
+        rows["prediction"].append(mse(out.prediction, out.target))
+    return {k: np.concatenate(v) for k, v in rows.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=Path, required=True)
+    parser.add_argument("--model", type=Path, required=True, help="stage folder holding checkpoint.pt")
+    parser.add_argument("--json", type=Path, help="also write the table here")
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    state = load_checkpoint(args.model / CHECKPOINT)
+    config = state["config"]
+    data = DataParams.model_validate(config["data"])
+    model = build_model(ModelParams.model_validate(config["model"]), data)
+    model.load_state_dict(state["model"])
+    model.eval()
+    store = FrameStore.open(args.frames)
+    table: dict[str, dict[str, float]] = {}
+    table["train"] = {k: float(np.mean(v)) for k, v in clip_errors(model, ClipSource.from_split(
+        store, Split.TRAIN, data.clip_len)).items()}
+    test = store.split(Split.TEST)
+    errors = clip_errors(model, ClipSource(store, test, data.clip_len))
+    # The clip ending at frame t carries frame t's label.
+    labels = np.concatenate([store.labels(video)[data.clip_len - 1:] for video in test])
+    for name, mask in (("test normal", labels == 0), ("test abnormal", labels == 1)):
+        table[name] = {k: float(np.mean(v[mask])) for k, v in errors.items()}
+    print(f"{'clips':<14}" + "".join(f"{k:>13}" for k in COLUMNS))
+    for name, row in table.items():
+        print(f"{name:<14}" + "".join(f"{row[k]:>13.5f}" for k in COLUMNS))
+    if args.json:
+        args.json.write_text(json.dumps(table, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
