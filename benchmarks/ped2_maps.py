@@ -48,7 +48,7 @@ def main() -> None:
     figure = Figure(figsize=(2 * len(titles), 2.2 * len(args.at)), dpi=100)
     FigureCanvasAgg(figure)
     for row, end in enumerate(args.at):
-        clip = to_model_input(torch.from_numpy(np.asarray(frames[end - data.clip_len + 1 : end + 1]))[None])
+        clip = to_model_input(torch.from_numpy(np.array(frames[end - data.clip_len + 1 : end + 1]))[None])
         with torch.no_grad():
             out = model(clip)
             distance = model.kmeans(out.r)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -83,3 +84,34 @@ def test_gpu_check_runs_on_cpu_within_its_budget(tmp_path, raw_dataset):
     assert record["total_s"] < 60 and 0 <= record["auc_micro"] <= 1
     assert record["score_frames_per_s"] > 0 and record["forward_only_frames_per_s"] > 0
     assert 0 <= record["data_wait_share_mean"] < 1 and record["gflop_per_clip_train_step"] > 0
+
+
+def test_ped2_cpu_script_runs_every_stage_and_fit_reports_the_trivial_predictors(tmp_path, raw_dataset,
+                                                                                  make_document):
+    # The documented Ped2 command on the tiny synthetic dataset (same `videos` layout), then the fit report.
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(make_document()))
+    out = tmp_path / "run"
+    env = {**os.environ, "VAD": str(Path(sys.executable).parent / "vad"), "PYTHON": sys.executable}
+    command = ["bash", str(SCRIPTS / "ped2_cpu.sh"), str(raw_dataset), str(out), str(tmp_path / "tiny.yaml")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    metrics = json.loads((out / "eval.json").read_text())
+    assert f"ped2_cpu: micro AUC {metrics['auc_micro']:.4f}" in done.stdout
+    for stage in ("extract", "pretrain", "init-clusters", "train", "score", "evaluate"):
+        assert f"ped2_cpu: {stage} " in done.stderr
+
+    done = subprocess.run([sys.executable, str(SCRIPTS / "ped2_fit.py"), "--frames", str(out / "frames"),
+                           "--model", str(out / "train"), "--json", str(tmp_path / "fit.json")],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    table = json.loads((tmp_path / "fit.json").read_text())
+    assert list(table) == ["train", "test normal", "test abnormal"]
+    # d_hat = 0 costs the mean squared frame difference f4 - f0 over the training clips, computed here anew.
+    from vad.data.store import FrameStore
+
+    store = FrameStore.open(out / "frames")
+    squared = [((np.asarray(store.frames(v))[4:].astype(np.float64) - np.asarray(store.frames(v))[:-4]) / 255) ** 2
+               for v in store.split("train")]
+    expected = np.mean(np.concatenate([s.reshape(len(s), -1).mean(1) for s in squared]))
+    assert table["train"]["motion_zero"] == pytest.approx(expected, rel=1e-5)
+    assert all(value >= 0 for row in table.values() for value in row.values())
