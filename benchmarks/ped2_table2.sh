@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Table 2 of the paper on Ped2 at a short CPU schedule: configs/ped2-cpu.yaml with a sixth of its epochs
+# Table 2 of the paper on Ped2 at a short CPU schedule: configs/ped2-cpu-64.yaml with a sixth of its epochs
 # (4 pretraining + 8 alternating), and each ablation switch, run one after another by benchmarks/ped2_cpu.sh.
 #
 #   benchmarks/ped2_table2.sh [PED2_DIR=../shared/data/ped2] [OUT=runs/ped2-table2] [VARIANT...]
@@ -19,7 +19,7 @@ PY=${PYTHON:-.venv/bin/python}
 for variant in "${VARIANTS[@]}"; do
   mkdir -p "$OUT/$variant"
   # shellcheck disable=SC2086  # SWITCH values are key=value words
-  "$PY" - configs/ped2-cpu.yaml "$OUT/$variant/params.yaml" pretrain.epochs=4 train.epochs=8 \
+  "$PY" - configs/ped2-cpu-64.yaml "$OUT/$variant/params.yaml" pretrain.epochs=4 train.epochs=8 \
       'train.lr_milestones=[8]' ${SWITCH[$variant]} <<'PY'
 import sys, yaml
 document = yaml.safe_load(open(sys.argv[1]))
