@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vad.atomic import disk_full, is_disk_full
 from vad.errors import VadError
 
 log = logging.getLogger("vad")
@@ -46,7 +47,7 @@ def _params(args: argparse.Namespace, overrides: dict[str, dict[str, Any]] | Non
 
 def _write_metrics(path: str | None, metrics: dict[str, float]) -> None:
     if path:
-        from vad.data.store import atomic_write_text
+        from vad.atomic import atomic_write_text
 
         atomic_write_text(Path(path), json.dumps({k: round(v, 6) for k, v in sorted(metrics.items())}, indent=1) + "\n")
 
@@ -342,6 +343,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
+    except OSError as error:  # a full disk outside the atomic writers (e.g. a library's own download)
+        if args.debug or not is_disk_full(error):
+            raise
+        log.error("error: %s", disk_full(Path(error.filename or ".")))
+        return 2
     return 0
 
 

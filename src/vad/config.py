@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from vad.errors import ConfigError
 
@@ -27,6 +36,18 @@ _SIZE_MULTIPLE = 16
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic's lax mode reads `epochs: true` as 1; in a params file that is always a slip.
+        if isinstance(value, bool) and not _accepts_bool(cls.model_fields[info.field_name].annotation):
+            raise ValueError("expected a number or a name, got a boolean (true/false)")
+        return value
+
+
+def _accepts_bool(annotation: Any) -> bool:
+    return annotation is bool or annotation is Any or any(_accepts_bool(arg) for arg in get_args(annotation))
 
 
 class Layout(str, Enum):
@@ -104,6 +125,9 @@ class ModelParams(_Section):
     # (docs/ped2.md).
     w_grad: Annotated[float, Field(ge=0)] = 0.01
     gradient_on: Literal["frame", "difference"] = "frame"
+    # The motion U-Net's decoder as the authors' code builds it (from z_m alone, 4w-2w-2w); `wide` adds a
+    # skip at 1/8 resolution that lets the prediction bypass z_m (this product before 2026-12-02).
+    motion_decoder: Literal["authors", "wide"] = "authors"
 
     @model_validator(mode="after")
     def _one_stream(self) -> ModelParams:
@@ -273,7 +297,10 @@ def load_params(path: str | Path) -> Params:
     try:
         document = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({error.__class__.__name__}); fix the syntax") from None
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(error, "problem", None) or error.__class__.__name__
+        raise ConfigError(f"{path}: not valid YAML ({where}{problem}); fix the syntax there") from None
     if document is not None and not isinstance(document, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     return parse_params(document, str(path))

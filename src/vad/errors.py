@@ -1,6 +1,8 @@
 """Errors a user can cause. The CLI prints their message on one line and exits with code 2."""
 
-__all__ = ["VadError", "ConfigError", "DataError", "CorruptMediaError", "DataLayoutError", "TrackingError"]
+__all__ = [
+    "VadError", "ConfigError", "DataError", "CorruptMediaError", "DataLayoutError", "TrackingError", "DiskFullError",
+]
 
 
 class VadError(Exception):
@@ -25,3 +27,7 @@ class DataLayoutError(VadError, FileNotFoundError):
 
 class TrackingError(VadError, RuntimeError):
     """MLflow cannot be reached or refuses an operation."""
+
+
+class DiskFullError(VadError, OSError):
+    """The disk filled while an output was written; the previous output is intact, the partial one removed."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import mlflow.pyfunc
 import numpy as np
@@ -27,15 +28,18 @@ class ClipScorer(mlflow.pyfunc.PythonModel):
         """Rebuild the network from the checkpoint's config."""
         import torch
 
+        from vad.checkpoint import load_checkpoint
         from vad.config import DataParams, ModelParams
-        from vad.models import build_model
+        from vad.models import build_model, load_weights
 
-        state = torch.load(context.artifacts["checkpoint"], map_location="cpu", weights_only=True)
-        self.model_params = ModelParams.model_validate(state["config"]["model"])
+        path = Path(context.artifacts["checkpoint"])
+        state = load_checkpoint(path)
+        # Models registered before the motion decoder became a switch were built with the wide one.
+        self.model_params = ModelParams.model_validate({"motion_decoder": "wide", **state["config"]["model"]})
         self.data_params = DataParams.model_validate(state["config"]["data"])
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = build_model(self.model_params, self.data_params).to(self.device).eval()
-        self.model.load_state_dict(state["model"])
+        load_weights(self.model, state["model"], path)
 
     def predict(self, context, model_input, params=None):
         """Score clips: uint8 array (N, T, H, W, C) -> DataFrame with one row of raw scores per clip."""

@@ -260,6 +260,11 @@ def fit(model: torch.nn.Module, clips: ClipSource, step: StepFn, *, epochs: int,
     if batch_size < dist.world_size:
         raise ConfigError(f"{name}.batch_size {batch_size} is the global batch, split over {dist.world_size} "
                           f"processes; set it to at least {dist.world_size} in params.yaml or start fewer")
+    per_epoch = min(len(clips), max_clips or len(clips))
+    if batch_size > per_epoch and dist.is_main:
+        # Clamped, not refused: a small dataset is a legitimate start; the user is told what it means.
+        log.warning("%s.batch_size %d is larger than the %d clips of an epoch: each epoch is one batch of %d "
+                    "clips; lower %s.batch_size or add data", name, batch_size, per_epoch, per_epoch, name)
     schedulers = schedulers or {}
     history: list[dict[str, float]] = []
     start = 0

@@ -30,6 +30,9 @@ def test_presets_hold_the_paper_schedule():
     ({"data": {"channels": 2}}, "data.channels"),
     ({"model": {"appearance": False, "motion": False}}, "model"),
     ({"device": "gpu0"}, "device"),
+    ({"pretrain": {"epochs": True}}, "pretrain.epochs: expected a number or a name, got a boolean"),
+    ({"seed": False}, "seed: expected a number"),
+    ({"data": {"image_size": True}}, "data.image_size"),
 ])
 def test_invalid_params_name_the_key(document, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")) as info:
@@ -44,6 +47,15 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("train: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_params(bad)
+    bad.write_text("model:\n  width: 8\ndata: [1, 2\npretrain:\n  epochs: 3\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: not valid YAML \(line 4, column 9: expected ',' or ']'") as info:
+        load_params(bad)
+    assert "\n" not in str(info.value)
+
+
+def test_switches_still_take_booleans():
+    params = parse_params({"model": {"attention": False}, "perf": {"compile": True}})
+    assert params.model.attention is False and params.perf.compile is True
 
 
 def test_square_size_shorthand_and_default_model_name():

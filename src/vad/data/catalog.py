@@ -17,9 +17,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from vad.atomic import atomic_dir
 from vad.config import Layout
 from vad.data.sources import resolve_source
-from vad.data.store import atomic_dir
 from vad.errors import DataError, DataLayoutError
 
 __all__ = ["Archive", "Dataset", "DATASETS", "fetch"]

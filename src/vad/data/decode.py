@@ -87,6 +87,19 @@ def iter_frames(source: Path, size: tuple[int, int], channels: int,
         capture.release()
 
 
+def frame_count_hint(source: Path, frame_paths: tuple[Path, ...] = ()) -> int:
+    """Frames a video holds by its container's count (0 if unknown or unreadable); nothing is decoded."""
+    if frame_paths:
+        return len(frame_paths)
+    import cv2
+
+    capture = cv2.VideoCapture(str(source))
+    try:
+        return max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT))) if capture.isOpened() else 0
+    finally:
+        capture.release()
+
+
 class _Raised:
     def __init__(self, error: BaseException) -> None:
         self.error = error

@@ -29,7 +29,6 @@ import os
 import posixpath
 import re
 import tarfile
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -38,7 +37,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path, PurePosixPath
 
-from vad.data.store import atomic_dir, atomic_write_text
+from vad.atomic import atomic_dir, atomic_file, atomic_write_text
 from vad.errors import DataError, DataLayoutError, VadError
 
 __all__ = ["resolve_source", "parse_dvc_uri", "ARCHIVE_SUFFIXES"]
@@ -182,17 +181,10 @@ def _prune(target: Path, listing: dict[str, dict]) -> int:
 
 
 def _download_object(client, bucket: str, key: str, path: Path) -> dict:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            response = client.get_object(Bucket=bucket, Key=key)
-            for chunk in response["Body"].iter_chunks(CHUNK_BYTES):
-                handle.write(chunk)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as handle:
+        response = client.get_object(Bucket=bucket, Key=key)
+        for chunk in response["Body"].iter_chunks(CHUNK_BYTES):
+            handle.write(chunk)
     return {"key": key, "etag": response["ETag"], "size": response["ContentLength"]}
 
 
@@ -241,7 +233,7 @@ def _resolve_http(url: str, cache_dir: Path, sha256: str | None, progress: bool)
     if target.is_dir():
         log.info("%s: already unpacked in %s", url, target)
         return _descend(target)
-    archive = _download(url, target.parent, sha256, progress)
+    archive = _download(url, target.with_name(f".{target.name}.download"), sha256, progress)
     try:
         with atomic_dir(target) as tmp:
             _unpack(archive, tmp, url)
@@ -254,38 +246,32 @@ def _resolve_http(url: str, cache_dir: Path, sha256: str | None, progress: bool)
     return _descend(target)
 
 
-def _download(url: str, folder: Path, sha256: str | None, progress: bool) -> Path:
-    """Stream `url` into a temp file in `folder` and check its digest; nothing stays behind on failure."""
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".download.", suffix=".part")
+def _download(url: str, path: Path, sha256: str | None, progress: bool) -> Path:
+    """Stream `url` into `path` and check its digest; nothing stays behind on failure."""
     digest = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            try:
-                request = urllib.request.Request(url, headers={"User-Agent": "vad"})
-                with urllib.request.urlopen(request, timeout=60) as response:
-                    bar = _progress(progress, total=int(response.headers.get("Content-Length") or 0) or None,
-                                    desc=url.rsplit("/", 1)[-1], unit="B", unit_scale=True)
-                    for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
-                        handle.write(chunk)
-                        digest.update(chunk)
-                        if bar is not None:
-                            bar.update(len(chunk))
+    with atomic_file(path) as handle:
+        try:
+            request = urllib.request.Request(url, headers={"User-Agent": "vad"})
+            with urllib.request.urlopen(request, timeout=60) as response:
+                bar = _progress(progress, total=int(response.headers.get("Content-Length") or 0) or None,
+                                desc=url.rsplit("/", 1)[-1], unit="B", unit_scale=True)
+                for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):
+                    handle.write(chunk)
+                    digest.update(chunk)
                     if bar is not None:
-                        bar.close()
-            except urllib.error.HTTPError as error:
-                raise DataError(f"cannot download {url}: HTTP {error.code} {error.reason}; check the URL") from None
-            except (OSError, http.client.HTTPException) as error:
-                reason = " ".join(str(getattr(error, "reason", error)).split())
-                raise DataError(f"cannot download {url} ({reason}); check the address and the network") from None
+                        bar.update(len(chunk))
+                if bar is not None:
+                    bar.close()
+        except urllib.error.HTTPError as error:
+            raise DataError(f"cannot download {url}: HTTP {error.code} {error.reason}; check the URL") from None
+        except (OSError, http.client.HTTPException) as error:
+            reason = " ".join(str(getattr(error, "reason", error)).split())
+            raise DataError(f"cannot download {url} ({reason}); check the address and the network") from None
         actual = digest.hexdigest()
         if sha256 is not None and actual != sha256.lower():
             raise DataError(f"checksum mismatch for {url}: expected sha256 {sha256}, got {actual}; the download was "
                             f"removed, check the URL or the expected digest")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Path(tmp)
+    return path
 
 
 def _unpack(archive: Path, dest: Path, url: str) -> None:

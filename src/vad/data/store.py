@@ -7,20 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from vad.atomic import atomic_write_text
 from vad.data.base import Split
 from vad.errors import DataLayoutError
 
-__all__ = ["VideoEntry", "FrameStore", "fingerprint", "atomic_dir", "atomic_write_text", "MANIFEST"]
+__all__ = ["VideoEntry", "FrameStore", "fingerprint", "MANIFEST"]
 
 MANIFEST = "manifest.json"
 VERSION = 1
@@ -108,42 +104,6 @@ def fingerprint(root: str | Path) -> str:
                 for block in iter(lambda: handle.read(1 << 22), b""):
                     digest.update(block)
     return digest.hexdigest()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def atomic_dir(target: str | Path) -> Iterator[Path]:
-    """Build a folder under a temporary name and swap it into `target` only if the block succeeds.
-
-    On error the temporary folder is removed and an existing `target` is left untouched.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = target.with_name(f".{target.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    if target.exists():
-        os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 class NpyAppender:

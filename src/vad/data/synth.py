@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vad.atomic import atomic_write_text
 from vad.config import SynthParams
-from vad.data.store import atomic_write_text
 
 __all__ = ["generate", "anomaly_kind", "ANOMALY_KINDS"]
 

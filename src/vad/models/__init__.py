@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import torch
+
 from vad.config import DataParams, ModelParams
+from vad.errors import ConfigError
 from vad.models.two_stream_ae import TwoStreamAE
 
-__all__ = ["build_model", "TwoStreamAE"]
+__all__ = ["build_model", "load_weights", "TwoStreamAE"]
 
 
 def build_model(model: ModelParams, data: DataParams) -> TwoStreamAE:
     """Build the two-stream AE for the frame geometry in `data` and the switches in `model`."""
     return TwoStreamAE(channels=data.channels, clip_len=data.clip_len, image_size=data.image_size,
                        width=model.width, appearance=model.appearance, motion=model.motion,
-                       attention=model.attention, clusters=model.clusters, alpha=model.alpha)
+                       attention=model.attention, clusters=model.clusters, alpha=model.alpha,
+                       motion_decoder=model.motion_decoder)
+
+
+def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path | str) -> None:
+    """Load a checkpoint's weights; a network of other geometry or switches is a ConfigError naming both."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[1:2] or [str(error)]
+        raise ConfigError(
+            f"{source} holds a network built with other model/data params ({first[0].strip()[:200]}); use the "
+            "params it was trained with (checkpoints from before 2026-12-02 need model.motion_decoder: wide)"
+        ) from None

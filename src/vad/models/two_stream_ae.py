@@ -71,23 +71,40 @@ class SpatialAE(nn.Module):
 
 
 class MotionAE(nn.Module):
-    """U-Net predicting d = f_{T-1} - f_0 from the first T-1 frames (Eq. 4-6)."""
+    """U-Net predicting d = f_{T-1} - f_0 from the first T-1 frames (Eq. 4-6).
 
-    def __init__(self, channels: int, width: int, inputs: int, attention_grid: tuple[int, int] | None) -> None:
+    Args:
+        decoder: "authors" (the authors' `UResDecoder`): the decoder starts from the latent z_m alone and is
+            4w-2w-2w wide, the block outputs at 1/4 and 1/2 resolution concatenated as skips, so every
+            prediction passes through z_m, the latent the cluster head reads. "wide" (this product before
+            2026-12-02): z_m concatenated with the block output at 1/8 too, 8w-4w-2w wide, 2.2x the FLOPs.
+    """
+
+    def __init__(self, channels: int, width: int, inputs: int, attention_grid: tuple[int, int] | None,
+                 decoder: str = "authors") -> None:
         super().__init__()
         self.encoder = Encoder(inputs * channels, width, batchnorm=False, attention_grid=attention_grid,
                                relu_head=False)
         # Each up block takes the upsampled features concatenated with the skip of matching resolution.
-        self.up = nn.ModuleList([UpBlock(16 * width, 8 * width), UpBlock(12 * width, 4 * width),
-                                 UpBlock(6 * width, 2 * width)])
+        if decoder == "authors":
+            self.skip_latent_level = False
+            self.up = nn.ModuleList([UpBlock(8 * width, 4 * width), UpBlock(8 * width, 2 * width),
+                                     UpBlock(4 * width, 2 * width)])
+        elif decoder == "wide":
+            self.skip_latent_level = True
+            self.up = nn.ModuleList([UpBlock(16 * width, 8 * width), UpBlock(12 * width, 4 * width),
+                                     UpBlock(6 * width, 2 * width)])
+        else:
+            raise ValueError(f"motion decoder must be 'authors' or 'wide', got {decoder!r}")
         self.out = conv3x3(2 * width, channels)
 
     def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, T-1, C, H, W) -> (d_hat (B, C, H, W), z_m (B, 8w, H/8, W/8))."""
         z, skips = self.encoder(frames.flatten(1, 2))
+        skips = skips[::-1] if self.skip_latent_level else [None, *skips[1::-1]]
         x = z
-        for up, skip in zip(self.up, reversed(skips), strict=True):
-            x = up(torch.cat([x, skip], dim=1))
+        for up, skip in zip(self.up, skips, strict=True):
+            x = up(x if skip is None else torch.cat([x, skip], dim=1))
         return self.out(x), z
 
 
@@ -115,14 +132,14 @@ class TwoStreamAE(nn.Module):
 
     def __init__(self, *, channels: int, clip_len: int, image_size: tuple[int, int], width: int,
                  appearance: bool = True, motion: bool = True, attention: bool = True,
-                 clusters: int = 32, alpha: float = 25.0) -> None:
+                 clusters: int = 32, alpha: float = 25.0, motion_decoder: str = "authors") -> None:
         super().__init__()
         if not (appearance or motion):
             raise ValueError("at least one stream is needed")
         grid = (image_size[0] // 16, image_size[1] // 16) if attention else None
         self.clip_len = clip_len
         self.spatial = SpatialAE(channels, width) if appearance else None
-        self.motion = MotionAE(channels, width, clip_len - 1, grid) if motion else None
+        self.motion = MotionAE(channels, width, clip_len - 1, grid, motion_decoder) if motion else None
         latent = 8 * width * (int(appearance) + int(motion))
         self.kmeans = DeepKMeansHead(clusters, latent, alpha)
 

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from vad.atomic import atomic_dir, atomic_write_text
 from vad.data.base import Split
-from vad.data.store import FrameStore, VideoEntry, atomic_dir, atomic_write_text
+from vad.data.store import FrameStore, VideoEntry
 from vad.errors import DataError
 from vad.metrics import Evaluation, VideoScores, evaluate, read_scores, roc_curve
 from vad.stages import StageResult

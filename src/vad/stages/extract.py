@@ -11,19 +11,22 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
 
+from vad.atomic import atomic_dir, atomic_write_text, disk_full
 from vad.config import DataParams
 from vad.data import index_dataset
 from vad.data.base import Split, VideoRecord
-from vad.data.decode import iter_frames
-from vad.data.store import NpyAppender, VideoEntry, atomic_dir, atomic_write_text, write_manifest
+from vad.data.decode import frame_count_hint, iter_frames
+from vad.data.store import NpyAppender, VideoEntry, write_manifest
 from vad.errors import CorruptMediaError, DataError
 from vad.stages import StageResult
+from vad.workers import die_with_parent
 
 __all__ = ["run", "CACHE_FILE"]
 
@@ -88,6 +91,7 @@ def run(params: DataParams, source: Path, out_dir: Path, *, workers: int | None 
                 todo.append(record)
         if len(records) - len(todo):
             log.info("reusing %d unchanged videos", len(records) - len(todo))
+        _check_space(todo, params, tmp, out_dir)
         _decode_all(todo, tmp, params, workers, skip_corrupt, counts, skipped, progress)
         entries = _write_labels(records, counts, tmp, source, params)
         write_manifest(tmp, params.dataset, params.image_size, params.channels, entries)
@@ -104,6 +108,14 @@ def run(params: DataParams, source: Path, out_dir: Path, *, workers: int | None 
     return StageResult(outputs={"frames": out_dir},
                        metrics={"videos": len(entries), "frames": total, "abnormal_frames": abnormal,
                                 "skipped_videos": len(skipped), "frames_per_s": decoded / max(seconds, 1e-9)})
+
+
+def _check_space(todo: list[VideoRecord], params: DataParams, tmp: Path, out_dir: Path) -> None:
+    """Refuse before decoding when the new arrays cannot fit (reused videos are hard links: no space)."""
+    frame_bytes = params.image_size[0] * params.image_size[1] * params.channels
+    needed = sum(frame_count_hint(r.source, r.frame_paths) * (frame_bytes + 1) for r in todo)  # + a label byte
+    if needed > shutil.disk_usage(tmp).free:
+        raise disk_full(out_dir, needed=needed)
 
 
 def _decode_all(todo: list[VideoRecord], tmp: Path, params: DataParams, workers: int, skip_corrupt: bool,
@@ -144,7 +156,7 @@ def _decode_all(todo: list[VideoRecord], tmp: Path, params: DataParams, workers:
     else:
         # Largest sources first, so no worker is left alone with a long video at the end.
         ordered = sorted(todo, key=lambda r: -sum(p.stat().st_size for p in (r.frame_paths or (r.source,))))
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(_decode_video, r, paths[r.video_id], params.image_size, params.channels,
                                    threads): r for r in ordered}
             pending = set(futures)

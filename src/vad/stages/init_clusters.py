@@ -16,7 +16,7 @@ from vad.data.base import Split
 from vad.data.clips import ClipSource
 from vad.data.store import FrameStore
 from vad.errors import ConfigError
-from vad.models import build_model
+from vad.models import build_model, load_weights
 from vad.stages import StageResult
 from vad.stages.pretrain import model_config
 from vad.training import seed_everything, select_device
@@ -61,7 +61,7 @@ def run(params: Params, frames_dir: Path, pretrain_dir: Path, out_dir: Path) -> 
     device = select_device(params.device)
     state = load_checkpoint(pretrain_dir / CHECKPOINT)
     model = build_model(params.model, params.data).to(device)
-    model.load_state_dict(state["model"])
+    load_weights(model, state["model"], pretrain_dir / CHECKPOINT)
     metrics: dict[str, float] = {}
     if params.model.kmeans:
         store = FrameStore.open(frames_dir)

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import torch
 
+from vad.atomic import atomic_write_text
 from vad.checkpoint import CHECKPOINT, run_key
 from vad.config import Params
 from vad.data.base import Split
 from vad.data.clips import ClipSource
-from vad.data.store import FrameStore, atomic_write_text
+from vad.data.store import FrameStore
 from vad.models import build_model
 from vad.models.losses import autoencoder_losses
 from vad.stages import StageResult

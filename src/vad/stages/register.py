@@ -10,10 +10,11 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from vad.atomic import atomic_write_text
 from vad.checkpoint import CHECKPOINT, load_checkpoint
 from vad.config import Params
 from vad.data.base import Split
-from vad.data.store import FrameStore, atomic_write_text, fingerprint
+from vad.data.store import FrameStore, fingerprint
 from vad.errors import DataLayoutError, TrackingError
 from vad.stages import StageResult
 

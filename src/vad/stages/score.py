@@ -16,15 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vad.atomic import atomic_write_text
 from vad.checkpoint import CHECKPOINT, load_checkpoint
 from vad.config import Params
 from vad.data.base import Split
 from vad.data.clips import to_model_input
 from vad.data.decode import iter_frames, prefetch
-from vad.data.store import FrameStore, VideoEntry, atomic_write_text
+from vad.data.store import FrameStore, VideoEntry
 from vad.errors import DataError
 from vad.metrics import anomaly_from_regularity
-from vad.models import build_model
+from vad.models import build_model, load_weights
 from vad.scoring import SCORE_COLUMNS, clip_scores
 from vad.stages import StageResult
 from vad.training import Runtime, resolve_runtime, select_device
@@ -136,7 +137,7 @@ def _load_model(params: Params, model_dir: Path) -> tuple[torch.nn.Module, Runti
     device = select_device(params.device)
     runtime = resolve_runtime(device, params.perf)  # bf16 autocast and channels_last on GPUs, as in training
     model = build_model(params.model, params.data).to(device)
-    model.load_state_dict(load_checkpoint(model_dir / CHECKPOINT, device)["model"])
+    load_weights(model, load_checkpoint(model_dir / CHECKPOINT, device)["model"], model_dir / CHECKPOINT)
     model.eval()
     if runtime.channels_last:
         model.to(memory_format=torch.channels_last)

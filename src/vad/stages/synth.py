@@ -6,8 +6,8 @@ import logging
 import time
 from pathlib import Path
 
+from vad.atomic import atomic_dir
 from vad.config import SynthParams
-from vad.data.store import atomic_dir
 from vad.data.synth import generate
 from vad.stages import StageResult
 

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import torch
 
+from vad.atomic import atomic_write_text
 from vad.checkpoint import CHECKPOINT, load_checkpoint, run_key
 from vad.config import Params
 from vad.data.base import Split
 from vad.data.clips import ClipSource
-from vad.data.store import FrameStore, atomic_write_text
-from vad.models import build_model
+from vad.data.store import FrameStore
+from vad.models import build_model, load_weights
 from vad.models.losses import autoencoder_losses
 from vad.stages import StageResult
 from vad.stages.pretrain import model_config
@@ -38,7 +39,7 @@ def run(params: Params, frames_dir: Path, init_dir: Path, out_dir: Path, *, prog
         clips = ClipSource.from_split(store, Split.TRAIN, params.data.clip_len, device)
         init_path = init_dir / CHECKPOINT
         model = build_model(params.model, params.data).to(device)
-        model.load_state_dict(load_checkpoint(init_path)["model"])
+        load_weights(model, load_checkpoint(init_path)["model"], init_path)
         # The centers have their own optimizer and loss (step 2 below): DDP leaves them alone and their
         # gradient is averaged over the processes by hand, so every rank keeps the same centers.
         centers = model.kmeans.centers

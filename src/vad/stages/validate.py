@@ -12,8 +12,9 @@ import json
 import logging
 from pathlib import Path
 
+from vad.atomic import atomic_write_text
 from vad.config import DataParams
-from vad.data.store import FrameStore, atomic_write_text
+from vad.data.store import FrameStore
 from vad.errors import DataError
 from vad.stages import StageResult
 from vad.validation import validate_store

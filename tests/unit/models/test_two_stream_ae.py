@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from vad.config import DataParams, ModelParams
-from vad.models import build_model
+from vad.errors import ConfigError
+from vad.models import build_model, load_weights
 from vad.models.blocks import VarianceAttention
 from vad.models.kmeans_head import DeepKMeansHead
 from vad.models.losses import autoencoder_losses, gradient_loss
@@ -60,6 +61,25 @@ def test_attention_switch_removes_the_modules():
     without = build_model(ModelParams(width=2, attention=False), DataParams(image_size=32, channels=1))
     assert sum(isinstance(m, VarianceAttention) for m in with_attention.modules()) == 3
     assert not any(isinstance(m, VarianceAttention) for m in without.modules())
+
+
+@pytest.mark.parametrize("decoder,bypasses_latent", [("authors", False), ("wide", True)])
+def test_motion_prediction_passes_through_z_m_only_with_the_authors_decoder(decoder, bypasses_latent):
+    """The authors' decoder starts from z_m; `wide` also reads the last block's output at 1/8 resolution."""
+    torch.manual_seed(0)
+    model = build_model(ModelParams(width=4, clusters=2, motion_decoder=decoder),
+                        DataParams(image_size=32, channels=1)).eval()
+    frames = torch.rand(2, 4, 1, 32, 32)
+    encode = model.motion.encoder.forward
+    d_hat, _ = model.motion(frames)
+
+    def last_skip_replaced(x):
+        z, skips = encode(x)
+        return z, [*skips[:-1], torch.randn_like(skips[-1])]
+
+    model.motion.encoder.forward = last_skip_replaced
+    d_changed, _ = model.motion(frames)
+    assert torch.equal(d_hat, d_changed) is not bypasses_latent
 
 
 def test_backward_reaches_every_autoencoder_parameter():
@@ -147,3 +167,12 @@ def test_default_motion_loss_prefers_a_noisy_true_motion_to_none():
     assert motion_loss(noisy, ModelParams().w_grad, ModelParams().gradient_on) < motion_loss(
         none, ModelParams().w_grad, ModelParams().gradient_on)
     assert motion_loss(noisy, 1.0, "difference") > motion_loss(none, 1.0, "difference")
+
+
+def test_weights_of_another_network_are_a_config_error_naming_the_checkpoint():
+    data = DataParams(image_size=32, channels=1)
+    wide = build_model(ModelParams(width=4, motion_decoder="wide"), data).state_dict()
+    model = build_model(ModelParams(width=4), data)
+    with pytest.raises(ConfigError, match=r"old/checkpoint.pt holds a network built with other .*motion_decoder"):
+        load_weights(model, wide, "old/checkpoint.pt")
+    load_weights(model, build_model(ModelParams(width=4), data).state_dict(), "new/checkpoint.pt")
