@@ -333,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `vad` console script."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(message)s", stream=sys.stderr)
+    if not args.debug:  # urllib3 logs each retry; the error that ends them is the one line the user needs
+        logging.getLogger("urllib3").setLevel(logging.ERROR)
     try:
         args.handler(args)
     except VadError as error:

@@ -39,6 +39,7 @@ from pathlib import Path, PurePosixPath
 
 from vad.atomic import atomic_dir, atomic_file, atomic_write_text
 from vad.errors import DataError, DataLayoutError, VadError
+from vad.network import ATTEMPTS, budget, s3_config_kwargs
 
 __all__ = ["resolve_source", "parse_dvc_uri", "ARCHIVE_SUFFIXES"]
 
@@ -129,10 +130,11 @@ def _s3_client(workers: int):
     import boto3
     from botocore.config import Config
 
-    # AWS_MAX_ATTEMPTS / AWS_RETRY_MODE win when set; otherwise 3 attempts with standard backoff
+    # AWS_MAX_ATTEMPTS / AWS_RETRY_MODE win when set; otherwise ATTEMPTS with standard backoff, timeouts from
+    # VAD_NETWORK_TIMEOUT (vad.network)
     configured = {"AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"} & set(os.environ)
-    config = Config(max_pool_connections=max(10, workers), connect_timeout=10, read_timeout=60,
-                    retries=None if configured else {"max_attempts": 3, "mode": "standard"})
+    config = Config(max_pool_connections=max(10, workers), **s3_config_kwargs(),
+                    retries=None if configured else {"max_attempts": ATTEMPTS, "mode": "standard"})
     return boto3.session.Session().client("s3", config=config)
 
 
@@ -252,7 +254,7 @@ def _download(url: str, path: Path, sha256: str | None, progress: bool) -> Path:
     with atomic_file(path) as handle:
         try:
             request = urllib.request.Request(url, headers={"User-Agent": "vad"})
-            with urllib.request.urlopen(request, timeout=60) as response:
+            with urllib.request.urlopen(request, timeout=budget()) as response:
                 bar = _progress(progress, total=int(response.headers.get("Content-Length") or 0) or None,
                                 desc=url.rsplit("/", 1)[-1], unit="B", unit_scale=True)
                 for chunk in iter(lambda: response.read(CHUNK_BYTES), b""):

@@ -15,7 +15,7 @@ from vad.checkpoint import CHECKPOINT, load_checkpoint
 from vad.config import Params
 from vad.data.base import Split
 from vad.data.store import FrameStore, fingerprint
-from vad.errors import DataLayoutError, TrackingError
+from vad.errors import DataLayoutError
 from vad.stages import StageResult
 
 __all__ = ["run", "flatten"]
@@ -56,8 +56,10 @@ def _example_clips(store: FrameStore, clip_len: int, count: int = 2) -> np.ndarr
 def run(params: Params, frames_dir: Path, pretrain_dir: Path, model_dir: Path, metrics_path: Path,
         plots_dir: Path, out_path: Path, *, tracking_uri: str | None = None) -> StageResult:
     """Log params, per-epoch losses, metrics, plots and the model as one MLflow run; register and promote."""
+    import requests
+
     from vad.serving import ClipScorer
-    from vad.tracking import MlflowTracker
+    from vad.tracking import MlflowTracker, mlflow_error
 
     if not metrics_path.is_file():
         raise DataLayoutError(f"metrics file {metrics_path} not found; run `vad evaluate` first")
@@ -102,9 +104,9 @@ def run(params: Params, frames_dir: Path, pretrain_dir: Path, model_dir: Path, m
             decision = tracker.promote(name, version, alias=params.registry.alias)
             mlflow.set_tag("promoted", str(decision.promoted).lower())
             run_id = active.info.run_id
-    except MlflowException as error:
-        raise TrackingError(f"MLflow at {tracker.uri} refused the run: {error.message.splitlines()[0]}; "
-                            f"the trained model in {model_dir} is kept, re-run `vad register`") from None
+    except (MlflowException, requests.RequestException) as error:
+        raise mlflow_error(tracker.uri, error, f"the trained model in {model_dir} is kept, re-run `vad register`"
+                           ) from None
     summary = {"run_id": run_id, "model_name": name, "version": version, "promoted": decision.promoted,
                "reason": decision.reason, "auc_micro": metrics["auc_micro"], "data_fingerprint": data_fingerprint,
                "tracking_uri": tracker.uri}
