@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import http.server
 import io
 import logging
 import socket
 import tarfile
+import threading
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -129,6 +131,41 @@ def test_s3_unreachable_endpoint_raises_one_line(s3_server, tmp_path, monkeypatc
     with pytest.raises(DataError) as error:
         resolve_source("s3://bucket/data", tmp_path)
     one_line(error, "bucket", "cannot reach", str(port))
+
+
+class _Hanging(http.server.BaseHTTPRequestHandler):
+    """Accepts every request and never answers (a server that hung)."""
+
+    release = threading.Event()
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        self.release.wait(300)
+
+    do_HEAD = do_PUT = do_POST = do_GET
+
+    def log_message(self, format, *args):
+        pass
+
+
+def test_s3_endpoint_that_stops_answering_fails_in_one_line_within_the_budget(tmp_path, monkeypatch):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hanging)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("VAD_NETWORK_TIMEOUT", "3")
+    for name in ("AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        with pytest.raises(DataError) as error:
+            resolve_source("s3://bucket/data", tmp_path / "cache")
+    finally:
+        _Hanging.release.set()
+        server.shutdown()
+        server.server_close()
+    one_line(error, "bucket", "stopped answering", "3 tries within VAD_NETWORK_TIMEOUT=3 s")
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.tmp"))
 
 
 def test_s3_service_endpoint_variable_wins(s3_server, s3_bucket, tmp_path, monkeypatch):

@@ -39,7 +39,7 @@ from pathlib import Path, PurePosixPath
 
 from vad.atomic import atomic_dir, atomic_file, atomic_write_text
 from vad.errors import DataError, DataLayoutError, VadError
-from vad.network import ATTEMPTS, budget, s3_config_kwargs
+from vad.network import ATTEMPTS, ENV, budget, s3_config_kwargs
 
 __all__ = ["resolve_source", "parse_dvc_uri", "ARCHIVE_SUFFIXES"]
 
@@ -191,12 +191,21 @@ def _download_object(client, bucket: str, key: str, path: Path) -> dict:
 
 
 def _s3_error(error: Exception, bucket: str, url: str, endpoint: str) -> VadError:
-    from botocore.exceptions import ClientError, HTTPClientError, NoCredentialsError
+    from botocore.exceptions import (
+        ClientError,
+        ConnectTimeoutError,
+        HTTPClientError,
+        NoCredentialsError,
+        ReadTimeoutError,
+    )
     from botocore.exceptions import ConnectionError as BotoConnectionError
 
     if isinstance(error, NoCredentialsError):
         return DataError(f"no AWS credentials to read bucket {bucket}; set AWS_ACCESS_KEY_ID and "
                          f"AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)")
+    if isinstance(error, (ConnectTimeoutError, ReadTimeoutError)):
+        return DataError(f"the S3 endpoint {endpoint} stopped answering for bucket {bucket} ({ATTEMPTS} tries within "
+                         f"{ENV}={budget():g} s); check the server, or raise {ENV}")
     if isinstance(error, (BotoConnectionError, HTTPClientError)):
         return DataError(f"cannot reach the S3 endpoint {endpoint} for bucket {bucket}; check AWS_ENDPOINT_URL "
                          f"(or AWS_ENDPOINT_URL_S3) and that the server is running")
