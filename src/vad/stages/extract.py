@@ -8,6 +8,7 @@ previous store untouched.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -36,9 +37,17 @@ CACHE_FILE = ".extract-cache.json"  # source signatures of the arrays, for skipp
 
 
 def _signature(record: VideoRecord, params: DataParams) -> str:
-    files = record.frame_paths or (record.source,)
-    stats = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-    return json.dumps([params.image_size, params.channels, stats])
+    """What the video's array depends on: the geometry and the bytes of its source files, in order.
+
+    Content, not paths or mtimes: the store (which DVC hashes) is then the same in every clone of the data.
+    """
+    digest = hashlib.sha256()
+    for path in record.frame_paths or (record.source,):
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+        digest.update(b"\0")  # file boundary: two files never hash as their concatenation
+    return json.dumps([list(params.image_size), params.channels, digest.hexdigest()])
 
 
 def _decode_video(record: VideoRecord, path: Path, size: tuple[int, int], channels: int,

@@ -68,6 +68,21 @@ def test_rerun_reuses_unchanged_videos_and_redoes_changed_ones(dataset, tmp_path
     assert np.load(out / "frames" / "train_v0.npy").shape == (12, 32, 32, 1)
 
 
+def test_store_bytes_depend_on_source_content_only(dataset, tmp_path):
+    """The same data elsewhere, copied later (other paths and mtimes), gives a byte-identical store."""
+    import os
+    import shutil
+
+    copy = shutil.copytree(dataset, tmp_path / "elsewhere" / "copy", copy_function=shutil.copyfile)
+    for path in copy.rglob("*"):
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+    extract.run(PARAMS, dataset, tmp_path / "a")
+    extract.run(PARAMS, copy, tmp_path / "b")
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files), files
+
+
 def test_truncated_video_names_the_file_and_frame(dataset, tmp_path):
     path = dataset / "test" / "v2.avi"
     data = path.read_bytes()
