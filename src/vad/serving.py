@@ -28,18 +28,11 @@ class ClipScorer(mlflow.pyfunc.PythonModel):
         """Rebuild the network from the checkpoint's config."""
         import torch
 
-        from vad.checkpoint import load_checkpoint
-        from vad.config import DataParams, ModelParams
-        from vad.models import build_model, load_weights
+        from vad.models import load_trained
 
-        path = Path(context.artifacts["checkpoint"])
-        state = load_checkpoint(path)
-        # Models registered before the motion decoder became a switch were built with the wide one.
-        self.model_params = ModelParams.model_validate({"motion_decoder": "wide", **state["config"]["model"]})
-        self.data_params = DataParams.model_validate(state["config"]["data"])
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = build_model(self.model_params, self.data_params).to(self.device).eval()
-        load_weights(self.model, state["model"], path)
+        trained = load_trained(Path(context.artifacts["checkpoint"]), self.device)
+        self.model, self.model_params, self.data_params = trained.model, trained.model_params, trained.data_params
 
     def predict(self, context, model_input, params=None):
         """Score clips: uint8 array (N, T, H, W, C) -> DataFrame with one row of raw scores per clip."""

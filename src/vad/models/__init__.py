@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -10,7 +11,7 @@ from vad.config import DataParams, ModelParams
 from vad.errors import ConfigError
 from vad.models.two_stream_ae import TwoStreamAE
 
-__all__ = ["build_model", "load_weights", "TwoStreamAE"]
+__all__ = ["build_model", "load_weights", "load_trained", "Trained", "TwoStreamAE"]
 
 
 def build_model(model: ModelParams, data: DataParams) -> TwoStreamAE:
@@ -31,3 +32,29 @@ def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], sourc
             f"{source} holds a network built with other model/data params ({first[0].strip()[:200]}); use the "
             "params it was trained with (checkpoints from before 2026-12-02 need model.motion_decoder: wide)"
         ) from None
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A network rebuilt from its checkpoint, with the geometry and switches it was trained with."""
+
+    model: TwoStreamAE
+    model_params: ModelParams
+    data_params: DataParams
+
+
+def load_trained(path: Path, device: str | torch.device = "cpu") -> Trained:
+    """Rebuild the network of a checkpoint from the config it carries (not from the current params.yaml)."""
+    from vad.checkpoint import load_checkpoint
+
+    state = load_checkpoint(path, device)
+    config = state.get("config")
+    if not isinstance(config, dict) or not {"model", "data"} <= set(config):
+        raise ConfigError(f"checkpoint {path} carries no model config (not written by a vad stage); "
+                          "re-run the stage that writes it")
+    # Checkpoints from before the motion decoder became a switch (2026-12-02) were built with the wide one.
+    model_params = ModelParams.model_validate({"motion_decoder": "wide", **config["model"]})
+    data_params = DataParams.model_validate(config["data"])
+    model = build_model(model_params, data_params).to(device)
+    load_weights(model, state["model"], path)
+    return Trained(model.eval(), model_params, data_params)

@@ -17,15 +17,15 @@ import numpy as np
 import torch
 
 from vad.atomic import atomic_write_text
-from vad.checkpoint import CHECKPOINT, load_checkpoint
+from vad.checkpoint import CHECKPOINT
 from vad.config import Params
 from vad.data.base import Split
 from vad.data.clips import to_model_input
 from vad.data.decode import iter_frames, prefetch
 from vad.data.store import FrameStore, VideoEntry
-from vad.errors import DataError
+from vad.errors import ConfigError, DataError
 from vad.metrics import anomaly_from_regularity
-from vad.models import build_model, load_weights
+from vad.models import Trained, load_trained
 from vad.scoring import SCORE_COLUMNS, clip_scores
 from vad.stages import StageResult
 from vad.training import Runtime, resolve_runtime, select_device
@@ -132,16 +132,14 @@ def _format(value: float) -> str:
     return "" if np.isnan(value) else f"{value:.8g}"
 
 
-def _load_model(params: Params, model_dir: Path) -> tuple[torch.nn.Module, Runtime]:
-    """The trained network in eval mode, on the params' device, with the perf switches for that device."""
+def _load_model(params: Params, model_dir: Path) -> tuple[Trained, Runtime]:
+    """The trained network as its checkpoint describes it, in eval mode on the params' device."""
     device = select_device(params.device)
     runtime = resolve_runtime(device, params.perf)  # bf16 autocast and channels_last on GPUs, as in training
-    model = build_model(params.model, params.data).to(device)
-    load_weights(model, load_checkpoint(model_dir / CHECKPOINT, device)["model"], model_dir / CHECKPOINT)
-    model.eval()
+    trained = load_trained(model_dir / CHECKPOINT, device)
     if runtime.channels_last:
-        model.to(memory_format=torch.channels_last)
-    return model, runtime
+        trained.model.to(memory_format=torch.channels_last)
+    return trained, runtime
 
 
 def score_frames(model: torch.nn.Module, frames: Iterator[np.ndarray], clip_len: int, batch_size: int,
@@ -193,15 +191,16 @@ def run_videos(params: Params, videos: list[Path], model_dir: Path, out_path: Pa
     if len(set(stems)) != len(stems):
         raise DataError(f"videos {', '.join(map(str, videos))} share file names; scores.csv keys rows by file "
                         f"name, so rename them or score them in separate runs")
-    model, runtime = _load_model(params, model_dir)
-    clip_len, batch = params.data.clip_len, params.score.batch_size
+    trained, runtime = _load_model(params, model_dir)
+    model, geometry = trained.model, trained.data_params  # footage is resized to what the model saw
+    clip_len, batch = geometry.clip_len, params.score.batch_size
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(HEADER)
     started, scored = time.perf_counter(), 0
     for video, stem in zip(videos, stems, strict=True):
-        frames = prefetch(iter_frames(Path(video), params.data.image_size, params.data.channels), 2 * batch)
-        count, raw = score_frames(model, frames, clip_len, batch, params.model.kmeans, runtime.device,
+        frames = prefetch(iter_frames(Path(video), geometry.image_size, geometry.channels), 2 * batch)
+        count, raw = score_frames(model, frames, clip_len, batch, trained.model_params.kmeans, runtime.device,
                                   runtime.amp_dtype)
         if count < clip_len:
             raise DataError(f"video {video} has {count} frames, fewer than the clip length {clip_len}; it cannot "
@@ -219,15 +218,20 @@ def run_videos(params: Params, videos: list[Path], model_dir: Path, out_path: Pa
 def run(params: Params, frames_dir: Path, model_dir: Path, out_path: Path) -> StageResult:
     """Score the test videos of `frames_dir` with the model in `model_dir`; write `out_path` (scores.csv)."""
     store = FrameStore.open(frames_dir)  # first: a missing store is the likelier mistake
-    model, runtime = _load_model(params, model_dir)
-    device = runtime.device
-    clip_len = params.data.clip_len
+    trained, runtime = _load_model(params, model_dir)
+    model, device, clip_len = trained.model, runtime.device, trained.data_params.clip_len
+    geometry = (tuple(trained.data_params.image_size), trained.data_params.channels)
+    if (tuple(store.image_size), store.channels) != geometry:
+        raise ConfigError(f"frame store {frames_dir} holds {store.image_size[0]}x{store.image_size[1]} frames with "
+                          f"{store.channels} channel(s); the model in {model_dir} was trained on "
+                          f"{geometry[0][0]}x{geometry[0][1]} with {geometry[1]}: extract with that data.image_size "
+                          f"and data.channels, or score the videos with --video")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(HEADER)
     started = time.perf_counter()
     videos = store.split(Split.TEST)
-    scores = score_store(model, store, videos, clip_len, params.score.batch_size, params.model.kmeans, device,
+    scores = score_store(model, store, videos, clip_len, params.score.batch_size, trained.model_params.kmeans, device,
                          runtime.amp_dtype)
     first = 0
     for video in videos:

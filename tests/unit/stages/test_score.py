@@ -138,3 +138,26 @@ def test_prefetch_overlaps_the_producer_and_hands_over_its_error():
     stream = prefetch(iter(range(1000)), depth=4)
     assert next(stream) == 0
     stream.close()  # a consumer that stops early stops the producer thread (close joins it)
+
+
+def test_the_network_comes_from_the_checkpoint_not_from_the_params(trained, params, raw_dataset, tmp_path):
+    """Params of another network and geometry (as in a folder without the training params.yaml) score the same."""
+    other = params.model_copy(update={
+        "model": params.model.model_copy(update={"width": 16, "clusters": 9, "motion_decoder": "wide"}),
+        "data": params.data.model_copy(update={"image_size": (64, 64), "channels": 3}),
+    })
+    videos = sorted((raw_dataset / "test").glob("*.avi"))[:1]
+    score.run_videos(params, videos, trained["train"], tmp_path / "a.csv")
+    score.run_videos(other, videos, trained["train"], tmp_path / "b.csv")
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+
+
+def test_a_store_of_another_geometry_than_the_model_is_one_line(trained, params, raw_dataset, tmp_path):
+    from vad.errors import ConfigError
+    from vad.stages import extract
+
+    extract.run(params.data.model_copy(update={"image_size": (48, 48)}), raw_dataset, tmp_path / "frames")
+    with pytest.raises(ConfigError, match=r"holds 48x48 frames with 1 channel\(s\); the model in .* was trained on "
+                                          r"32x32 with 1") as error:
+        score.run(params, tmp_path / "frames", trained["train"], tmp_path / "scores.csv")
+    assert "\n" not in str(error.value) and not (tmp_path / "scores.csv").exists()
