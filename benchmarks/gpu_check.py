@@ -39,7 +39,7 @@ from vad.data.base import Split
 from vad.data.clips import ClipSource
 from vad.data.store import FrameStore
 from vad.metrics import VideoScores, evaluate, read_scores
-from vad.models import build_model
+from vad.models import build_model, load_trained
 from vad.stages import extract, init_clusters, pretrain, score, train
 from vad.training import device_name, resolve_runtime, select_device
 
@@ -49,9 +49,7 @@ log = logging.getLogger("gpu_check")
 
 def forward_rate(params, checkpoint: Path, store: FrameStore, device: torch.device, max_batches: int = 16) -> float:
     """Model-forward-only scoring rate on prebuilt batches of test clips, at the score stage's batch size."""
-    model = build_model(params.model, params.data).to(device)
-    model.load_state_dict(load_checkpoint(checkpoint, device)["model"])
-    model.eval()
+    model = load_trained(checkpoint, device).model
     runtime = resolve_runtime(device, params.perf)
     if runtime.channels_last:
         model.to(memory_format=torch.channels_last)

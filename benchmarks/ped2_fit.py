@@ -19,12 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vad.checkpoint import CHECKPOINT, load_checkpoint
-from vad.config import DataParams, ModelParams
+from vad.checkpoint import CHECKPOINT
 from vad.data.base import Split
 from vad.data.clips import ClipSource
 from vad.data.store import FrameStore
-from vad.models import build_model
+from vad.models import load_trained
 
 COLUMNS = ("appearance", "median_frame", "motion", "motion_zero", "motion_last", "prediction")
 
@@ -58,12 +57,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the table here")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
-    state = load_checkpoint(args.model / CHECKPOINT)
-    config = state["config"]
-    data = DataParams.model_validate(config["data"])
-    model = build_model(ModelParams.model_validate(config["model"]), data)
-    model.load_state_dict(state["model"])
-    model.eval()
+    trained = load_trained(args.model / CHECKPOINT)
+    model, data = trained.model, trained.data_params
     store = FrameStore.open(args.frames)
     train = np.concatenate([np.asarray(store.frames(video)) for video in store.split(Split.TRAIN)])
     # (H, W, C) uint8 -> (C, H, W) in [0, 1], as the network sees a frame

@@ -18,11 +18,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vad.checkpoint import CHECKPOINT, load_checkpoint
-from vad.config import DataParams, ModelParams
+from vad.checkpoint import CHECKPOINT
 from vad.data.clips import to_model_input
 from vad.data.store import FrameStore
-from vad.models import build_model
+from vad.models import load_trained
 
 
 def main() -> None:
@@ -33,11 +32,8 @@ def main() -> None:
     parser.add_argument("--at", type=int, action="append", required=True, help="frame the clip ends at")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    state = load_checkpoint(args.model / CHECKPOINT)
-    data = DataParams.model_validate(state["config"]["data"])
-    model = build_model(ModelParams.model_validate(state["config"]["model"]), data)
-    model.load_state_dict(state["model"])
-    model.eval()
+    trained = load_trained(args.model / CHECKPOINT)
+    model, data = trained.model, trained.data_params
     store = FrameStore.open(args.frames)
     video = next(v for v in store.split("test") + store.split("train") if v.id == args.video)
     frames, labels = store.frames(video), store.labels(video)
