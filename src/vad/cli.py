@@ -332,7 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `vad` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(message)s", stream=sys.stderr)
+    # Libraries log their own INFO chatter (great-expectations: ~200 lines per validation); at INFO the user
+    # sees this product's lines and kfp's task logs, and every library's warnings.
+    logging.basicConfig(level=logging.WARNING if args.log_level != "DEBUG" else logging.DEBUG,
+                        format="%(message)s", stream=sys.stderr)
+    for name in ("vad", "kfp"):
+        logging.getLogger(name).setLevel(args.log_level)
     if not args.debug:  # urllib3 logs each retry; the error that ends them is the one line the user needs
         logging.getLogger("urllib3").setLevel(logging.ERROR)
     try:

@@ -11,6 +11,7 @@ Great Expectations and pandas are imported inside the functions: importing GX ta
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -149,6 +150,10 @@ def validate_store(store: FrameStore, clip_len: int) -> Report:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # read by GX when it loads
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    for name, logger in logging.root.manager.loggerDict.items():  # some GX modules set themselves to INFO
+        if name.startswith("great_expectations") and isinstance(logger, logging.Logger):
+            logger.setLevel(max(logger.level, logging.WARNING))
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)

@@ -77,3 +77,10 @@ def test_score_takes_video_files_directly(trained, raw_dataset, make_document, t
     rows = list(csv.DictReader((tmp_path / "s.csv").open()))
     assert {r["video"] for r in rows} == {v.stem for v in videos}
     assert len(rows) == 2 * 30 and sum(r["scored"] == "1" for r in rows) == 2 * (30 - 4)
+
+
+def test_validate_prints_its_result_and_nothing_of_great_expectations(frame_store, tmp_path):
+    done = vad("validate", "--frames", str(frame_store), "--report", str(tmp_path / "report.json"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"frame store {frame_store} passed"), lines
