@@ -199,13 +199,20 @@ def cmd_pipeline_submit(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of `vad` (no heavy imports)."""
-    parser = argparse.ArgumentParser(prog="vad", description=__doc__.splitlines()[0])
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
+    from vad import __version__
+
+    # The global options are accepted before or after the subcommand (`vad --debug score` and `vad score
+    # --debug`); SUPPRESS keeps a subcommand's unset copy from overwriting the value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--log-level", default=argparse.SUPPRESS, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks of user errors")
+    parser = argparse.ArgumentParser(prog="vad", description=__doc__.splitlines()[0], parents=[common])
+    parser.add_argument("--version", action="version", version=f"vad {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler, help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=help)
+        sub = commands.add_parser(name, help=help, description=help, parents=[common])
         sub.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
         sub.set_defaults(handler=handler)
         return sub
@@ -332,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `vad` console script."""
     args = build_parser().parse_args(argv)
+    args.debug, args.log_level = getattr(args, "debug", False), getattr(args, "log_level", "INFO")
     # Libraries log their own INFO chatter (great-expectations: ~200 lines per validation); at INFO the user
     # sees this product's lines and kfp's task logs, and every library's warnings.
     logging.basicConfig(level=logging.WARNING if args.log_level != "DEBUG" else logging.DEBUG,

@@ -53,9 +53,18 @@ def test_missing_frame_store(tmp_path):
     assert_one_line_error(result, "run `vad extract` first")
 
 
-def test_debug_shows_the_traceback(tmp_path):
-    result = vad("--debug", "extract", "--source", str(tmp_path / "missing"), "--out", "o", cwd=tmp_path)
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback_before_or_after_the_subcommand(tmp_path, where):
+    command = ["extract", "--source", str(tmp_path / "missing"), "--out", "o"]
+    result = vad(*(["--debug", *command] if where == "before" else [*command, "--debug"]), cwd=tmp_path)
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_version():
+    from vad import __version__
+
+    result = vad("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"vad {__version__}"
 
 
 def test_score_of_a_missing_video_file(tmp_path):
