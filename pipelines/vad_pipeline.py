@@ -28,19 +28,35 @@ optional Kubernetes secrets whose keys are the environment variables they set:
 """
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
-from components import champion, evaluate, extract, init_clusters, pretrain, register, score, train, validate
 from kfp import dsl, kubernetes
 from kfp.dsl.pipeline_channel import PipelineChannel
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `kfp dsl compile --py pipelines/vad_pipeline.py` loads this file on its own
+    sys.path.insert(0, str(ROOT))
+
+from components import (  # noqa: E402 - needs ROOT on the path
+    champion,
+    evaluate,
+    extract,
+    init_clusters,
+    pretrain,
+    register,
+    score,
+    train,
+    validate,
+)
 
 __all__ = ["vad_pipeline", "pipeline_arguments", "PRESETS"]
 
 # The paper's settings, one per dataset; the CPU scalings (configs/*-cpu*.yaml) are for a laptop, not a cluster.
 PRESETS: dict[str, dict] = {path.stem: yaml.safe_load(path.read_text())
-                            for path in sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+                            for path in sorted((ROOT / "configs").glob("*.yaml"))
                             if "-cpu" not in path.stem}
 EXTRACT_WORKERS = 8  # decoding processes; equal to the extract task's CPU limit
 S3_SECRET = ("vad-s3", ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"))
