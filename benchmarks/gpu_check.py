@@ -76,13 +76,15 @@ def calibrate(params, frames: Path, work: Path, train_clips: int, device: torch.
         "init_clusters": params.init_clusters.model_copy(update={"sample_clips": init_probe}),
         "train": params.train.model_copy(update={"epochs": 2, "max_clips_per_epoch": probe})})
 
+    results = {}
+
     def timed(run_stage, *args) -> float:
         started = time.perf_counter()
-        run_stage(probe_params, frames, *args)
+        results[run_stage.__module__] = run_stage(probe_params, frames, *args)
         return time.perf_counter() - started
 
     def steady(stage: str, wall: float) -> tuple[float, float]:  # (seconds per clip, seconds besides)
-        first, last = (e["seconds"] for e in json.loads((work / f"probe_{stage}" / "history.json").read_text()))
+        first, last = (e["seconds"] for e in results[f"vad.stages.{stage}"].history)
         # besides the epochs: start-up and checkpoints; and the first epoch's warm-up, what it took beyond the second
         return last / probe, wall - first - last + max(0.0, first - last)
 
@@ -159,7 +161,7 @@ def main() -> None:
                                                        "max_clips_per_epoch": per_epoch})})
 
     started = time.perf_counter()
-    pretrain.run(params, work / "frames", work / "pretrain")
+    pretrained = pretrain.run(params, work / "frames", work / "pretrain")
     init_clusters.run(params, work / "frames", work / "pretrain", work / "init")
     train_epochs = train_epochs_left(costs, seconds_left(), planned)
     if train_epochs < planned.train_epochs:
@@ -180,7 +182,7 @@ def main() -> None:
               for v in store.split(Split.TEST)]
     metrics = evaluate(videos).metrics
     forward_fps = forward_rate(params, work / "train" / CHECKPOINT, store, device, forward_batches)
-    histories = [json.loads((work / stage / "history.json").read_text()) for stage in ("pretrain", "train")]
+    histories = [pretrained.history, trained.history]  # with timings (history.json keeps the losses only)
     waits = [r["data_wait_share"] for history in histories for r in history[1:] or history]  # after warm-up
     train_flops = flops_per_clip(build_model(params.model, params.data).to(device),
                                  ClipSource.from_split(store, Split.TRAIN, params.data.clip_len, device)

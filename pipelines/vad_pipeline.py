@@ -94,12 +94,14 @@ def vad_pipeline(dataset_uri: str, mlflow_tracking_uri: str, dataset_format: str
                           cpu=str(EXTRACT_WORKERS // 2), memory="8Gi", cache=True, secrets=(S3_SECRET,))
     params, frames = extract_task.outputs["params"], extract_task.outputs["frames"]
     validate_task = _setup(validate(params=params, frames=frames), cpu="1", memory="4Gi", cache=True)
-    pretrain_task = _setup(pretrain(params=params, frames=frames).after(validate_task), cpu="4", memory="16Gi",
-                           gpus=1)
+    # The training tasks open and join the pipeline's MLflow run (its id travels in the model artifacts' metadata).
+    pretrain_task = _setup(pretrain(params=params, frames=frames, tracking_uri=mlflow_tracking_uri)
+                           .after(validate_task), cpu="4", memory="16Gi", gpus=1, secrets=(MLFLOW_SECRET,))
     init_task = _setup(init_clusters(params=params, frames=frames, pretrained=pretrain_task.outputs["model"]),
                        cpu="4", memory="16Gi", gpus=1)
-    train_task = _setup(train(params=params, frames=frames, init=init_task.outputs["model"], gpus=train_gpus),
-                        cpu="4", memory="16Gi", gpus=train_gpus)
+    train_task = _setup(train(params=params, frames=frames, init=init_task.outputs["model"], gpus=train_gpus,
+                              tracking_uri=mlflow_tracking_uri),
+                        cpu="4", memory="16Gi", gpus=train_gpus, secrets=(MLFLOW_SECRET,))
     score_task = _setup(score(params=params, frames=frames, model=train_task.outputs["model"]), cpu="4",
                         memory="16Gi", gpus=1)
     evaluate_task = _setup(evaluate(frames=frames, scores=score_task.outputs["scores"]), cpu="1", memory="4Gi")

@@ -23,5 +23,7 @@ def init_clusters(params: dict, frames: Input[Dataset], pretrained: Input[Model]
                               "connect the model output of the pretrain task")
     result = run(parse_params(params), Path(frames.path), Path(pretrained.path), Path(model.path))
     model.metadata.update(frames.metadata)
+    if "mlflow_run_id" in pretrained.metadata:  # the pipeline's MLflow run, on to train
+        model.metadata["mlflow_run_id"] = pretrained.metadata["mlflow_run_id"]
     for name, value in result.metrics.items():
         metrics.log_metric(name, value)

@@ -11,8 +11,10 @@ def register(params: dict, frames: Input[Dataset], pretrained: Input[Model], mod
              registration: Output[Artifact]):
     """Run vad.stages.register; `registration` is its JSON summary, also in its metadata.
 
-    The model version is tagged with the dataset URI and the Kubeflow run id on top of the MLflow run id and data
-    fingerprint that the stage sets, so the version points back to its data and its pipeline run. An unreachable
+    The MLflow run is the pipeline's (the `mlflow_run_id` metadata of `model`, opened by pretrain), completed and
+    finished here; a new one when the training tasks ran without MLflow. The model version is tagged with the
+    dataset URI and the Kubeflow run id on top of the MLflow run id and data fingerprint that the stage sets, so
+    the version points back to its data and its pipeline run. An unreachable
     MLflow fails with one line and leaves the upstream artifacts in place, so the task can be retried.
     """
     import json
@@ -20,6 +22,7 @@ def register(params: dict, frames: Input[Dataset], pretrained: Input[Model], mod
 
     from vad.config import parse_params
     from vad.errors import DataLayoutError
+    from vad.pipeline_run import RUN_ID_KEY, PipelineRun
     from vad.stages.register import run
     from vad.tracking import MlflowTracker
 
@@ -29,8 +32,12 @@ def register(params: dict, frames: Input[Dataset], pretrained: Input[Model], mod
     for name, artifact, marker, kind, source in expected:
         if not (Path(artifact.path) / marker).is_file():
             raise DataLayoutError(f"input {name} {artifact.path} is not a {kind} (no {marker}); connect the {source}")
-    run(parse_params(params), Path(frames.path), Path(pretrained.path), Path(model.path), Path(metrics.path),
-        Path(plots.path), Path(registration.path), tracking_uri=tracking_uri)
+    parsed = parse_params(params)
+    tracking = PipelineRun.open(parsed, stage="register", frames_dir=Path(frames.path),
+                                tracking_uri=tracking_uri or None, previous=model.metadata.get(RUN_ID_KEY),
+                                source_uri=frames.metadata.get("dataset_uri"))
+    run(parsed, Path(frames.path), Path(pretrained.path), Path(model.path), Path(metrics.path), Path(plots.path),
+        Path(registration.path), tracking=tracking)
     summary = json.loads(Path(registration.path).read_text())
     lineage = {"dataset_uri": str(frames.metadata.get("dataset_uri", "")), "kfp_run_id": pipeline_run_id}
     client = MlflowTracker(tracking_uri).client

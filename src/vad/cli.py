@@ -9,7 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +50,47 @@ def _params(args: argparse.Namespace, overrides: dict[str, dict[str, Any]] | Non
 
 
 def _write_metrics(path: str | None, metrics: dict[str, float]) -> None:
+    """Write the stage's metrics file for DVC, without throughput (`*_per_s`, logged instead).
+
+    DVC hashes this file, and its hash must be the same on every machine that runs the same data, code and params.
+    """
     if path:
         from vad.atomic import atomic_write_text
 
-        atomic_write_text(Path(path), json.dumps({k: round(v, 6) for k, v in sorted(metrics.items())}, indent=1) + "\n")
+        kept = {k: round(v, 6) for k, v in sorted(metrics.items()) if not k.endswith("_per_s")}
+        for key in sorted(set(metrics) - set(kept)):
+            log.info("%s: %.1f", key, metrics[key])
+        atomic_write_text(Path(path), json.dumps(kept, indent=1) + "\n")
+    from vad.launch import RESULT_FILE_ENV
+
+    if full := os.environ.get(RESULT_FILE_ENV):  # every metric, for `vad.launch` (a torchrun launch)
+        from vad.atomic import atomic_write_text
+
+        atomic_write_text(Path(full), json.dumps(metrics) + "\n")
 
 
 def _progress() -> bool:
     return sys.stderr.isatty()
+
+
+@contextmanager
+def _pipeline_run(args: argparse.Namespace, params, stage: str) -> Iterator[Any]:
+    """The pipeline's MLflow run when `--run-file` is given (see `vad.pipeline_run`), else None.
+
+    Under torchrun only rank 0 tracks. A stage that raises or is stopped marks the run FAILED.
+    """
+    path = getattr(args, "run_file", None)
+    if not path or not getattr(args, "frames", None) or os.environ.get("RANK", "0") != "0":
+        yield None
+        return
+    from vad.pipeline_run import PipelineRun, read_run_file
+
+    previous, digest = read_run_file(Path(path))
+    run = PipelineRun.open(params, stage=stage, frames_dir=Path(args.frames), previous=previous,
+                           previous_params=digest)
+    run.write(Path(path))
+    with run.stage(stage):
+        yield run
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
@@ -99,7 +136,8 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     from vad.stages import pretrain
 
     params = _params(args, _train_overrides(args, "pretrain"))
-    result = pretrain.run(params, Path(args.frames), Path(args.out), progress=_progress())
+    with _pipeline_run(args, params, "pretrain") as run:
+        result = pretrain.run(params, Path(args.frames), Path(args.out), progress=_progress(), tracking=run)
     _write_metrics(args.metrics, result.metrics)
 
 
@@ -107,14 +145,17 @@ def cmd_init_clusters(args: argparse.Namespace) -> None:
     from vad.stages import init_clusters
 
     params = _params(args, {"": {"device": args.device}})
-    init_clusters.run(params, Path(args.frames), Path(args.pretrained), Path(args.out))
+    with _pipeline_run(args, params, "init_clusters"):
+        init_clusters.run(params, Path(args.frames), Path(args.pretrained), Path(args.out))
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     from vad.stages import train
 
     params = _params(args, _train_overrides(args, "train"))
-    result = train.run(params, Path(args.frames), Path(args.init), Path(args.out), progress=_progress())
+    with _pipeline_run(args, params, "train") as run:
+        result = train.run(params, Path(args.frames), Path(args.init), Path(args.out), progress=_progress(),
+                           tracking=run)
     _write_metrics(args.metrics, result.metrics)
 
 
@@ -125,13 +166,15 @@ def cmd_score(args: argparse.Namespace) -> None:
     if args.video:
         score.run_videos(params, [Path(v) for v in args.video], Path(args.model), Path(args.out))
     else:
-        score.run(params, Path(args.frames), Path(args.model), Path(args.out))
+        with _pipeline_run(args, params, "score"):
+            score.run(params, Path(args.frames), Path(args.model), Path(args.out))
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from vad.stages import evaluate
 
-    result = evaluate.run(Path(args.frames), Path(args.scores), Path(args.metrics), Path(args.plots))
+    with _pipeline_run(args, _params(args), "evaluate"):
+        result = evaluate.run(Path(args.frames), Path(args.scores), Path(args.metrics), Path(args.plots))
     print(f"micro AUC {result.metrics['auc_micro']:.4f}  macro AUC {result.metrics.get('auc_macro', float('nan')):.4f}")
 
 
@@ -139,8 +182,11 @@ def cmd_register(args: argparse.Namespace) -> None:
     from vad.stages import register
 
     params = _params(args, {"register": {"model_name": args.name}})
-    result = register.run(params, Path(args.frames), Path(args.pretrained), Path(args.model), Path(args.metrics),
-                          Path(args.plots), Path(args.out))
+    with _pipeline_run(args, params, "register") as run:
+        result = register.run(params, Path(args.frames), Path(args.pretrained), Path(args.model), Path(args.metrics),
+                              Path(args.plots), Path(args.out), tracking=run,
+                              artifacts=[Path(path) for path in args.artifact or ()],
+                              lineage_path=Path(args.lineage) if args.lineage else None)
     print(json.dumps({k: str(v) for k, v in result.outputs.items()} | result.metrics, default=str))
 
 
@@ -217,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
+    def tracked(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--run-file", help="JSON file holding the pipeline's MLflow run id: the stage logs into "
+                                            "that run (a new one if it is missing or finished) and records it")
+
     def training(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--epochs", type=int)
         sub.add_argument("--batch-size", type=int)
@@ -291,18 +341,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--frames", required=True)
     sub.add_argument("--out", required=True)
     training(sub)
+    tracked(sub)
 
     sub = command("init-clusters", cmd_init_clusters, "initialise the cluster centers with k-means++")
     sub.add_argument("--frames", required=True)
     sub.add_argument("--pretrained", required=True, help="output folder of `vad pretrain`")
     sub.add_argument("--out", required=True)
     sub.add_argument("--device")
+    tracked(sub)
 
     sub = command("train", cmd_train, "alternating training of the autoencoders and the centers")
     sub.add_argument("--frames", required=True)
     sub.add_argument("--init", required=True, help="output folder of `vad init-clusters`")
     sub.add_argument("--out", required=True)
     training(sub)
+    tracked(sub)
 
     sub = command("score", cmd_score, "score every test frame (or every frame of --video files); write scores.csv")
     inputs = sub.add_mutually_exclusive_group(required=True)
@@ -312,12 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--out", required=True, help="scores.csv to write")
     sub.add_argument("--batch-size", type=int)
     sub.add_argument("--device")
+    tracked(sub)
 
     sub = command("evaluate", cmd_evaluate, "frame-level AUC, ROC curve and score plots")
     sub.add_argument("--frames", required=True)
     sub.add_argument("--scores", required=True)
     sub.add_argument("--metrics", required=True, help="JSON metrics file to write")
     sub.add_argument("--plots", required=True, help="folder for roc.csv and the score plots")
+    tracked(sub)
 
     sub = command("register", cmd_register, "log the pipeline run to MLflow, register and promote the model")
     sub.add_argument("--frames", required=True)
@@ -325,8 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--model", required=True)
     sub.add_argument("--metrics", required=True)
     sub.add_argument("--plots", required=True)
-    sub.add_argument("--out", required=True, help="JSON summary of the registration")
+    sub.add_argument("--out", required=True, help="JSON summary of the registration (run id, version, decision)")
+    sub.add_argument("--lineage", help="JSON of what the inputs determine (model and data digests, AUC), for DVC")
     sub.add_argument("--name", help="registered model name (default vad-<dataset>)")
+    sub.add_argument("--artifact", action="append", help="a file to log with the run under pipeline/ (repeatable; "
+                                                         "e.g. params.yaml, dvc.lock, the validation report)")
+    tracked(sub)
 
     sub = command("promote", cmd_promote, "move the champion alias to a model version (same rule as register)")
     sub.add_argument("name")
@@ -334,6 +393,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--alias", default="champion")
     sub.add_argument("--force", action="store_true", help="promote even if it does not beat the champion")
     return parser
+
+
+class _Terminated(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an error of the stage's own
+    """SIGTERM arrived."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise _Terminated(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -348,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(args.log_level)
     if not args.debug:  # urllib3 logs each retry; the error that ends them is the one line the user needs
         logging.getLogger("urllib3").setLevel(logging.ERROR)
+    # SIGTERM (kill, a Kubernetes pod stopped) unwinds like Ctrl-C: temporary files go, the MLflow run is marked.
+    previous = _on_sigterm(_terminated)
     try:
         args.handler(args)
     except VadError as error:
@@ -358,12 +427,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130
+    except _Terminated:
+        log.error("terminated")
+        return 143
     except OSError as error:  # a full disk outside the atomic writers (e.g. a library's own download)
         if args.debug or not is_disk_full(error):
             raise
         log.error("error: %s", disk_full(Path(error.filename or ".")))
         return 2
+    finally:
+        _on_sigterm(previous)
     return 0
+
+
+def _on_sigterm(handler: Any) -> Any:
+    """Install `handler` for SIGTERM (main thread only: Python's rule) and return the previous one."""
+    import threading
+
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["abnormal_intervals", "plot_video_scores", "plot_roc"]
+__all__ = ["abnormal_intervals", "plot_video_scores", "plot_roc", "loss_figure"]
 
 log = logging.getLogger(__name__)
 
@@ -71,3 +71,20 @@ def plot_roc(fpr: np.ndarray, tpr: np.ndarray, auc: float, path: str | Path) -> 
     axes.legend(loc="lower right")
     figure.tight_layout()
     figure.savefig(Path(path), format="png")
+
+
+def loss_figure(histories: dict[str, list[dict[str, float]]]):
+    """A figure of each stage's losses per epoch (one panel per stage, log scale): for MLflow's `log_figure`."""
+    figure = _figure(5.0 * max(len(histories), 1), 3.5)
+    for index, (stage, history) in enumerate(histories.items(), start=1):
+        axes = figure.add_subplot(1, max(len(histories), 1), index)
+        epochs = [record["epoch"] for record in history]
+        for key in sorted({k for record in history for k in record if k.startswith("loss")}):
+            axes.plot(epochs, [record.get(key, np.nan) for record in history], marker=".", label=key)
+        axes.set_yscale("log")
+        axes.set_xlabel("epoch")
+        axes.set_ylabel("mean loss per batch")
+        axes.set_title(f"{stage} losses")
+        axes.legend(fontsize="small")
+    figure.tight_layout()
+    return figure

@@ -33,6 +33,14 @@ log = logging.getLogger(__name__)
 # step(batch, loss_scale) -> detached float losses of the batch (0-dim tensors, on any device). The step
 # back-propagates its total loss times `loss_scale` (1 in one process; see `Distributed.shard`).
 StepFn = Callable[[torch.Tensor, float], dict[str, torch.Tensor]]
+# Per-epoch figures that depend on the machine and its load, not on data, code and params: returned and logged,
+# never written into a checkpoint or history.json, so that DVC hashes the same outputs on every machine.
+TIMING_KEYS = frozenset({"clips_per_s", "seconds", "data_wait_share"})
+
+
+def persistent(history: list[dict[str, float]]) -> list[dict[str, float]]:
+    """`history` without its timing figures: what checkpoints and history.json keep."""
+    return [{k: v for k, v in record.items() if k not in TIMING_KEYS} for record in history]
 
 
 def select_device(spec: str = "auto") -> torch.device:
@@ -240,7 +248,8 @@ def fit(model: torch.nn.Module, clips: ClipSource, step: StepFn, *, epochs: int,
         checkpoint_path: Path, key: str, optimizers: dict[str, torch.optim.Optimizer],
         schedulers: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
         name: str = "train", progress: bool = False, dist: Distributed = SINGLE,
-        max_clips: int | None = None) -> list[dict[str, float]]:
+        max_clips: int | None = None, on_epoch: Callable[[dict[str, float]], None] | None = None,
+        ) -> list[dict[str, float]]:
     """Run `epochs` epochs of `step` over shuffled batches, checkpointing atomically after each epoch.
 
     An unfinished checkpoint at `checkpoint_path` written with the same `key` is resumed from its last epoch.
@@ -252,10 +261,12 @@ def fit(model: torch.nn.Module, clips: ClipSource, step: StepFn, *, epochs: int,
     checkpoint while the others wait. Every rank returns the same history.
 
     `max_clips` caps the clips of each epoch (the first ones of its shuffled order), for time-boxed runs.
+    `on_epoch` is called on rank 0 with each epoch's record once its checkpoint is written (live tracking).
 
     Returns:
         One dict per epoch: mean of each loss, clips/s, seconds, and `data_wait_share`: the share of
-        step time spent waiting for the batch (see `_DataClock`; summed over ranks under torchrun).
+        step time spent waiting for the batch (see `_DataClock`; summed over ranks under torchrun). The
+        timings are absent from epochs resumed from the checkpoint, which keeps losses only (`persistent`).
     """
     if batch_size < dist.world_size:
         raise ConfigError(f"{name}.batch_size {batch_size} is the global batch, split over {dist.world_size} "
@@ -326,7 +337,7 @@ def fit(model: torch.nn.Module, clips: ClipSource, step: StepFn, *, epochs: int,
         dist.broadcast_buffers(model)
         if dist.is_main:
             save_checkpoint(checkpoint_path, {
-                "key": key, "epoch": epoch + 1, "history": history,
+                "key": key, "epoch": epoch + 1, "history": persistent(history),
                 # contiguous: channels_last weights are stored in the usual (NCHW) layout
                 "model": {k: v.contiguous() for k, v in model.state_dict().items()},
                 "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
@@ -336,5 +347,7 @@ def fit(model: torch.nn.Module, clips: ClipSource, step: StepFn, *, epochs: int,
                                     if k not in {"epoch", "clips_per_s", "seconds", "data_wait_share"})
             log.info("%s epoch %d/%d  %s  %.1f clips/s (%.0f%% waiting for data)", name, epoch + 1, epochs,
                      losses_text, record["clips_per_s"], 100 * record["data_wait_share"])
+            if on_epoch is not None:
+                on_epoch(record)
         dist.barrier()
     return history

@@ -20,6 +20,12 @@ if str(REPO) not in sys.path:
 FINGERPRINT = "f" * 64
 
 
+@pytest.fixture(autouse=True)
+def no_mlflow(monkeypatch):
+    """No MLflow unless a test says so: components set MLFLOW_TRACKING_URI, and monkeypatch restores it after."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
 @dataclass
 class Recorder:
     """Stands in for a stage `run`: records each call, optionally writes outputs, returns a StageResult."""
@@ -103,3 +109,41 @@ def one_line(error: pytest.ExceptionInfo) -> str:
 @pytest.fixture
 def assert_one_line():
     return one_line
+
+
+@dataclass
+class FakeRun:
+    """Stands in for vad.pipeline_run.PipelineRun: records how it was opened and whether a stage failed in it."""
+
+    run_id: str = "run-1"
+    opened: list = field(default_factory=list)
+    failed: list = field(default_factory=list)
+
+    def stage(self, name):
+        from contextlib import contextmanager
+
+        @contextmanager
+        def block():
+            try:
+                yield self
+            except BaseException as error:
+                self.failed.append((name, error))
+                raise
+
+        return block()
+
+    def write(self, path):
+        Path(path).write_text(json.dumps({"mlflow_run_id": self.run_id}))
+
+
+@pytest.fixture
+def fake_run(monkeypatch):
+    """PipelineRun.open replaced by a FakeRun (the MLflow side is tested in tests/integration/test_pipeline_run.py)."""
+    run = FakeRun()
+
+    def open_run(params, **kwargs):
+        run.opened.append(kwargs)
+        return run
+
+    monkeypatch.setattr("vad.pipeline_run.PipelineRun.open", open_run)
+    return run

@@ -26,12 +26,13 @@ def inputs(frames, checkpoint, artifact):
 
 
 def test_register_passes_every_artifact_and_tags_the_version_with_its_lineage(record_run, inputs, artifact, as_struct,
-                                                                              make_document, monkeypatch):
+                                                                              make_document, monkeypatch, fake_run):
     recorder = record_run("vad.stages.register", write=lambda args: args[-1].write_text(json.dumps(SUMMARY)))
     tags = []
     monkeypatch.setattr("vad.tracking.MlflowTracker", lambda uri=None: SimpleNamespace(
         client=SimpleNamespace(set_model_version_tag=lambda *tag: tags.append(tag))))
     registration = artifact(Artifact, "registration")
+    inputs["model"].metadata["mlflow_run_id"] = "run-1"  # the pipeline's run, opened by pretrain
 
     register.python_func(params=as_struct(make_document()), **inputs, tracking_uri="http://mlflow",
                          pipeline_run_id="run-42", registration=registration)
@@ -39,7 +40,9 @@ def test_register_passes_every_artifact_and_tags_the_version_with_its_lineage(re
     [(args, kwargs)] = recorder.calls
     assert args == (parse_params(make_document()), *(Path(inputs[k].path) for k in
                     ("frames", "pretrained", "model", "metrics", "plots")), Path(registration.path))
-    assert kwargs == {"tracking_uri": "http://mlflow"}
+    assert kwargs == {"tracking": fake_run}
+    [opened] = fake_run.opened
+    assert opened["previous"] == "run-1" and opened["tracking_uri"] == "http://mlflow"
     assert tags == [("vad-tiny", "2", "dataset_uri", "s3://bucket/ped2"), ("vad-tiny", "2", "kfp_run_id", "run-42")]
     assert registration.metadata == SUMMARY | {"dataset_uri": "s3://bucket/ped2", "kfp_run_id": "run-42"}
 

@@ -109,3 +109,18 @@ def test_train_on_two_gpus_runs_torchrun_with_two_processes(initialised, frame_s
     assert metrics.metadata["train_loss"] == pytest.approx(last["loss"], abs=1e-6)
     assert metrics.metadata["train_cluster_loss"] == pytest.approx(last["loss_cluster"], abs=1e-6)
     assert model.metadata["data_fingerprint"] == "f" * 64
+
+
+def test_train_joins_the_run_named_by_its_init_artifact(record_run, frames, checkpoint, artifact, as_struct,
+                                                        make_document, fake_run):
+    recorder = record_run("vad.stages.train")
+    init, model = checkpoint("init"), artifact(Model, "model")
+    init.metadata["mlflow_run_id"] = "run-1"
+
+    train.python_func(params=as_struct(make_document()), frames=frames, init=init, model=model,
+                      metrics=artifact(Metrics, "metrics"), tracking_uri="http://mlflow:5000")
+
+    [(_, kwargs)] = recorder.calls
+    assert kwargs == {"tracking": fake_run}
+    assert fake_run.opened[0]["previous"] == "run-1" and fake_run.opened[0]["stage"] == "train"
+    assert model.metadata["mlflow_run_id"] == "run-1"

@@ -37,3 +37,9 @@ def test_pipeline_runs_locally_from_s3_and_registers_the_champion(s3_bucket, raw
     assert float(run.data.metrics["auc_micro"]) == pytest.approx(float(champion.tags["auc_micro"]))
     [summary] = [p for p in root.rglob("registration") if p.is_file()]
     assert json.loads(summary.read_text())["version"] == "1"
+    # One MLflow run for the whole DAG: opened by pretrain, its epochs logged by the training tasks as they ran
+    # (with their throughput, which only live logging has), finished by register.
+    assert run.info.status == "FINISHED" and run.data.tags["vad.stage"] == "register"
+    assert "pretrain_clips_per_s" in run.data.metrics and "train_clips_per_s" in run.data.metrics
+    [dataset] = run.inputs.dataset_inputs
+    assert dataset.dataset.source_type == "s3" and f"s3://{s3_bucket}/datasets/tiny" in dataset.dataset.source

@@ -106,7 +106,10 @@ def test_credentials_come_from_kubernetes_secrets(compiled):
     assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= secrets["extract"]["vad-s3"]
     assert {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= secrets["champion"]["vad-mlflow"]
     assert set(secrets["register"]) == {"vad-mlflow", "vad-s3"}
-    assert {name for name, found in secrets.items() if found} == {"extract", "champion", "register"}
+    # the training tasks log their epochs into the pipeline's MLflow run as they go
+    assert set(secrets["pretrain"]) == set(secrets["train"]) == {"vad-mlflow"}
+    assert {name for name, found in secrets.items() if found} == {"extract", "champion", "pretrain", "train",
+                                                                   "register"}
 
 
 def test_gpu_stages_get_a_memory_backed_dev_shm(compiled):

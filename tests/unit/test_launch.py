@@ -45,13 +45,15 @@ def test_run_stage_passes_params_and_paths_and_reads_the_metrics_back(monkeypatc
 
     seen = {}
 
-    def fake(argv, nproc):
+    def fake(argv, nproc, env):
         options = dict(zip(argv[1::2], argv[2::2], strict=True))
         seen.update(stage=argv[0], nproc=nproc, params=load_params(options.pop("--params")), options=options)
+        # the stage's DVC metrics file holds no throughput; every metric comes back through VAD_RESULT_FILE
         Path(options.pop("--metrics")).write_text(json.dumps({"pretrain_loss": 0.5}))
+        Path(env[vad.launch.RESULT_FILE_ENV]).write_text(json.dumps({"pretrain_loss": 0.5, "pretrain_clips_per_s": 9}))
 
     monkeypatch.setattr(vad.launch, "run_torchrun", fake)
     params = make_params(pretrain={"batch_size": 17})
     metrics = vad.launch.run_stage("pretrain", params, {"frames": "/f", "out": Path("/o")}, 3)
-    assert metrics == {"pretrain_loss": 0.5}
+    assert metrics == {"pretrain_loss": 0.5, "pretrain_clips_per_s": 9}
     assert seen == {"stage": "pretrain", "nproc": 3, "params": params, "options": {"--frames": "/f", "--out": "/o"}}

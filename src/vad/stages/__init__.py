@@ -17,3 +17,4 @@ class StageResult:
 
     outputs: dict[str, Path] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)  # per epoch, timings included (training stages)

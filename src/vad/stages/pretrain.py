@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -17,7 +18,10 @@ from vad.data.store import FrameStore
 from vad.models import build_model
 from vad.models.losses import autoencoder_losses
 from vad.stages import StageResult
-from vad.training import fit, open_runtime, seed_everything
+from vad.training import fit, open_runtime, persistent, seed_everything
+
+if TYPE_CHECKING:  # a type only: tracking does not change what the stage computes (no DVC dep)
+    from vad.pipeline_run import PipelineRun
 
 __all__ = ["run"]
 
@@ -29,11 +33,12 @@ def model_config(params: Params) -> dict:
     return {"model": params.model.model_dump(mode="json"), "data": params.data.model_dump(mode="json")}
 
 
-def run(params: Params, frames_dir: Path, out_dir: Path, *, progress: bool = False) -> StageResult:
+def run(params: Params, frames_dir: Path, out_dir: Path, *, progress: bool = False,
+        tracking: PipelineRun | None = None) -> StageResult:
     """Pretrain on the training clips of `frames_dir`; write `out_dir/checkpoint.pt` and `history.json`.
 
     Under `torchrun --nproc_per_node=N` the N processes train one model data-parallel (see vad.distributed)
-    and rank 0 alone writes the outputs.
+    and rank 0 alone writes the outputs. `tracking`: the pipeline's MLflow run, which gets each epoch's losses.
     """
     seed_everything(params.seed)
     with open_runtime(params.device, params.perf) as runtime:
@@ -59,10 +64,12 @@ def run(params: Params, frames_dir: Path, out_dir: Path, *, progress: bool = Fal
                       seed=params.seed, checkpoint_path=out_dir / CHECKPOINT, key=key,
                       optimizers={"ae": optimizer}, extra={"config": model_config(params)},
                       name="pretrain", progress=progress, dist=runtime.dist,
-                      max_clips=params.pretrain.max_clips_per_epoch)
+                      max_clips=params.pretrain.max_clips_per_epoch,
+                      on_epoch=tracking and (lambda record: tracking.log_epoch("pretrain", record)))
         if runtime.is_main:
-            atomic_write_text(out_dir / "history.json", json.dumps(history, indent=1) + "\n")
+            atomic_write_text(out_dir / "history.json", json.dumps(persistent(history), indent=1) + "\n")
         runtime.dist.barrier()
     last = history[-1]
     return StageResult(outputs={"checkpoint": out_dir / CHECKPOINT},
-                       metrics={"pretrain_loss": last["loss"], "pretrain_clips_per_s": last["clips_per_s"]})
+                       metrics={"pretrain_loss": last["loss"], "pretrain_clips_per_s": last["clips_per_s"]},
+                       history=history)

@@ -1,50 +1,28 @@
-"""Stage `register`: one MLflow run for the pipeline execution, the model registered and maybe promoted."""
+"""Stage `register`: the pipeline execution's MLflow run completed, the model registered and maybe promoted."""
 
 from __future__ import annotations
 
 import json
 import logging
-import subprocess
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
 from vad.atomic import atomic_write_text
-from vad.checkpoint import CHECKPOINT, load_checkpoint
+from vad.checkpoint import CHECKPOINT, content_digest, load_checkpoint
 from vad.config import Params
 from vad.data.base import Split
 from vad.data.store import FrameStore, fingerprint
 from vad.errors import DataLayoutError
+from vad.pipeline_run import PipelineRun
 from vad.stages import StageResult
 
-__all__ = ["run", "flatten"]
+__all__ = ["run"]
 
 log = logging.getLogger(__name__)
-
-
-def flatten(document: dict, prefix: str = "") -> dict[str, str]:
-    """Nested params -> {'train.lr': '0.001', ...} for MLflow."""
-    flat: dict[str, str] = {}
-    for key, value in document.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat |= flatten(value, f"{name}.")
-        else:
-            flat[name] = json.dumps(value) if isinstance(value, list | tuple) else str(value)
-    return flat
-
-
-def _git_commit() -> str:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    if commit.returncode != 0:
-        return "unknown"
-    return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def _example_clips(store: FrameStore, clip_len: int, count: int = 2) -> np.ndarray:
@@ -54,66 +32,102 @@ def _example_clips(store: FrameStore, clip_len: int, count: int = 2) -> np.ndarr
 
 
 def run(params: Params, frames_dir: Path, pretrain_dir: Path, model_dir: Path, metrics_path: Path,
-        plots_dir: Path, out_path: Path, *, tracking_uri: str | None = None) -> StageResult:
-    """Log params, per-epoch losses, metrics, plots and the model as one MLflow run; register and promote."""
+        plots_dir: Path, out_path: Path, *, tracking_uri: str | None = None, tracking: PipelineRun | None = None,
+        artifacts: Sequence[Path] = (), lineage_path: Path | None = None) -> StageResult:
+    """Complete the pipeline's MLflow run, register the model and promote it if it beats the champion.
+
+    `tracking`: the run the training stages logged into (`vad.pipeline_run`); without one a run is opened here.
+    The run gets the evaluation metrics, the epochs its stages did not log live, the loss curves as a figure,
+    the metrics file, the plots and `artifacts` (params.yaml, dvc.lock, the validation report) under
+    `pipeline/`, and the model; the model version gets a description with the AUCs and the data lineage. The
+    run is FINISHED on success and FAILED otherwise.
+
+    `out_path` gets the summary (run id, version, decision); `lineage_path`, if given, only what the inputs
+    determine (model name and digest, data fingerprint, AUC): the file DVC hashes.
+    """
     import requests
 
+    from vad.plots import loss_figure
     from vad.serving import ClipScorer
-    from vad.tracking import MlflowTracker, mlflow_error
+    from vad.tracking import mlflow_error
 
     if not metrics_path.is_file():
         raise DataLayoutError(f"metrics file {metrics_path} not found; run `vad evaluate` first")
     metrics = json.loads(metrics_path.read_text())
     store = FrameStore.open(frames_dir)
     state = load_checkpoint(model_dir / CHECKPOINT)
-    pre_history = load_checkpoint(pretrain_dir / CHECKPOINT)["history"]
-    data_fingerprint = fingerprint(frames_dir)
-    tracker = MlflowTracker(tracking_uri)
-    mlflow, name = tracker.mlflow, params.model_name
+    histories = {"pretrain": load_checkpoint(pretrain_dir / CHECKPOINT)["history"], "train": state["history"]}
+    tracking = tracking or PipelineRun.open(params, stage="register", frames_dir=frames_dir, tracking_uri=tracking_uri)
+    data_fingerprint, model_digest = fingerprint(frames_dir), content_digest(state)
+    tracker, run_id = tracking.tracker, tracking.run_id
+    mlflow, client, name = tracker.mlflow, tracking.client, params.model_name
+    from mlflow.entities import Metric
     from mlflow.exceptions import MlflowException
     from mlflow.models import infer_signature
 
+    keep = f"the trained model in {model_dir} is kept, re-run `vad register`"
     try:
-        mlflow.set_experiment(params.registry.experiment)
-        with mlflow.start_run(run_name=f"{params.data.dataset}-{data_fingerprint[:8]}") as active:
-            mlflow.set_tags({"dataset": params.data.dataset, "data_fingerprint": data_fingerprint,
-                             "git_commit": _git_commit(), "device": state.get("device", "unknown")})
-            mlflow.log_params(flatten(params.model_dump(mode="json", by_alias=True)))
-            for stage, history in (("pretrain", pre_history), ("train", state["history"])):
-                for record in history:
-                    mlflow.log_metrics({f"{stage}_{k}": v for k, v in record.items() if k != "epoch"},
-                                       step=int(record["epoch"]))
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
-            mlflow.log_artifact(str(metrics_path))
-            mlflow.log_artifacts(str(plots_dir), "plots")
+        with tracking.stage("register"):
+            logged = client.get_run(run_id).data.metrics
+            for stage, history in histories.items():  # epochs that no live stage logged (reused outputs)
+                if f"{stage}_loss" not in logged:
+                    for record in history:
+                        tracking.log_epoch(stage, record)
+            client.set_tag(run_id, "device", state.get("device", "unknown"))
+            now = int(time.time() * 1000)
+            client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()
+                                              if isinstance(v, int | float)])
+            client.log_figure(run_id, loss_figure(histories), "plots/losses.png")
+            client.log_artifact(run_id, str(metrics_path))
+            client.log_artifacts(run_id, str(plots_dir), "plots")
+            for path in artifacts:
+                if path.is_file():
+                    client.log_artifact(run_id, str(path), "pipeline")
             example = _example_clips(store, params.data.clip_len)
             scorer = ClipScorer()
             scorer.load_context(SimpleNamespace(artifacts={"checkpoint": str(model_dir / CHECKPOINT)}))
             signature = infer_signature(example, scorer.predict(None, example))
             package = Path(__file__).resolve().parents[1]
-            info = mlflow.pyfunc.log_model(
-                name="model", python_model=str(package / "serving_model.py"),  # models from code: no pickle
-                artifacts={"checkpoint": str(model_dir / CHECKPOINT)}, code_paths=[str(package)],
-                signature=signature, input_example=example, registered_model_name=name,
-                pip_requirements=_requirements(),
-            )
+            with mlflow.start_run(run_id=run_id):  # log_model takes the active run; FINISHED by finish() below
+                info = mlflow.pyfunc.log_model(
+                    name="model", python_model=str(package / "serving_model.py"),  # models from code: no pickle
+                    artifacts={"checkpoint": str(model_dir / CHECKPOINT)}, code_paths=[str(package)],
+                    signature=signature, input_example=example, registered_model_name=name,
+                    pip_requirements=_requirements(),
+                )
             version = str(info.registered_model_version)
-            for key, value in {"auc_micro": str(metrics["auc_micro"]), "data_fingerprint": data_fingerprint,
-                               "run_id": active.info.run_id}.items():
-                tracker.client.set_model_version_tag(name, version, key, value)
+            tags = {"auc_micro": str(metrics["auc_micro"]), "data_fingerprint": data_fingerprint,
+                    "dataset": store.dataset, "run_id": run_id, "model_digest": model_digest}
+            for key, value in tags.items():
+                client.set_model_version_tag(name, version, key, value)
+            client.update_model_version(name, version, description=_version_description(
+                metrics, store.dataset, data_fingerprint, run_id, params))
             decision = tracker.promote(name, version, alias=params.registry.alias)
-            mlflow.set_tag("promoted", str(decision.promoted).lower())
-            run_id = active.info.run_id
+            client.set_tag(run_id, "promoted", str(decision.promoted).lower())
+            client.set_tag(run_id, "vad.stage", "register")
+            tracking.finish()
     except (MlflowException, requests.RequestException) as error:
-        raise mlflow_error(tracker.uri, error, f"the trained model in {model_dir} is kept, re-run `vad register`"
-                           ) from None
+        raise mlflow_error(tracker.uri, error, keep) from None
     summary = {"run_id": run_id, "model_name": name, "version": version, "promoted": decision.promoted,
                "reason": decision.reason, "auc_micro": metrics["auc_micro"], "data_fingerprint": data_fingerprint,
                "tracking_uri": tracker.uri}
     atomic_write_text(out_path, json.dumps(summary, indent=1) + "\n")
+    if lineage_path is not None:
+        lineage = {"model_name": name, "model_digest": model_digest, "data_fingerprint": data_fingerprint,
+                   "auc_micro": metrics["auc_micro"]}
+        atomic_write_text(lineage_path, json.dumps(lineage, indent=1) + "\n")
     log.info("MLflow run %s: %s v%s (%s)", run_id, name, version, decision.reason)
     return StageResult(outputs={"summary": out_path}, metrics={"version": float(version),
                                                                "promoted": float(decision.promoted)})
+
+
+def _version_description(metrics: dict, dataset: str, data_fingerprint: str, run_id: str, params: Params) -> str:
+    aucs = ", ".join(f"{label} {metrics[key]:.4f}" for key, label in (
+        ("auc_micro", "micro AUC"), ("auc_macro", "macro AUC")) if isinstance(metrics.get(key), int | float))
+    return (f"{aucs} (frame level, per-video min-max, Eq. 14) on the test split of {dataset}. "
+            f"Data fingerprint {data_fingerprint[:16]}; MLflow run {run_id}; "
+            f"{params.data.image_size[0]}x{params.data.image_size[1]} px, {params.data.channels} channel(s), "
+            f"width {params.model.width}, motion decoder {params.model.motion_decoder}.")
 
 
 def _requirements() -> list[str]:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -19,18 +20,22 @@ from vad.models import build_model, load_weights
 from vad.models.losses import autoencoder_losses
 from vad.stages import StageResult
 from vad.stages.pretrain import model_config
-from vad.training import device_name, fit, open_runtime, seed_everything
+from vad.training import device_name, fit, open_runtime, persistent, seed_everything
+
+if TYPE_CHECKING:  # a type only: tracking does not change what the stage computes (no DVC dep)
+    from vad.pipeline_run import PipelineRun
 
 __all__ = ["run"]
 
 log = logging.getLogger(__name__)
 
 
-def run(params: Params, frames_dir: Path, init_dir: Path, out_dir: Path, *, progress: bool = False) -> StageResult:
+def run(params: Params, frames_dir: Path, init_dir: Path, out_dir: Path, *, progress: bool = False,
+        tracking: PipelineRun | None = None) -> StageResult:
     """Train from the initialised model in `init_dir`; write `out_dir/checkpoint.pt` (the final model).
 
     Under `torchrun --nproc_per_node=N` the N processes train one model data-parallel (see vad.distributed)
-    and rank 0 alone writes the outputs.
+    and rank 0 alone writes the outputs. `tracking`: the pipeline's MLflow run, which gets each epoch's losses.
     """
     seed_everything(params.seed)
     with open_runtime(params.device, params.perf) as runtime:
@@ -79,12 +84,13 @@ def run(params: Params, frames_dir: Path, init_dir: Path, out_dir: Path, *, prog
                       checkpoint_path=out_dir / CHECKPOINT, key=key,
                       optimizers={"ae": ae_optimizer, "centers": center_optimizer}, schedulers={"ae": scheduler},
                       extra={"config": model_config(params), "device": device_name(device)}, name="train",
-                      progress=progress, dist=runtime.dist, max_clips=tp.max_clips_per_epoch)
+                      progress=progress, dist=runtime.dist, max_clips=tp.max_clips_per_epoch,
+                      on_epoch=tracking and (lambda record: tracking.log_epoch("train", record)))
         if runtime.is_main:
-            atomic_write_text(out_dir / "history.json", json.dumps(history, indent=1) + "\n")
+            atomic_write_text(out_dir / "history.json", json.dumps(persistent(history), indent=1) + "\n")
         runtime.dist.barrier()
     last = history[-1]
     metrics = {"train_loss": last["loss"], "train_clips_per_s": last["clips_per_s"]}
     if clustering:
         metrics["train_cluster_loss"] = last["loss_cluster"]
-    return StageResult(outputs={"checkpoint": out_dir / CHECKPOINT}, metrics=metrics)
+    return StageResult(outputs={"checkpoint": out_dir / CHECKPOINT}, metrics=metrics, history=history)
