@@ -34,7 +34,14 @@ def _params(args: argparse.Namespace, overrides: dict[str, dict[str, Any]] | Non
         document = yaml.safe_load(path.read_text()) or {}
         base = load_params(path)  # validates the file on its own, so errors name the file's keys
         source = str(path)
+        fields = type(base).model_fields
+        unset = [field.alias or name for name, field in fields.items() if (field.alias or name) not in document]
+        if unset:  # a partial file is allowed; say which sections fall back to the defaults
+            log.info("%s sets no %s: their defaults apply (the paper's settings for the method)", path,
+                     ", ".join(unset))
     elif args.params == "params.yaml":
+        # DEBUG: running without a params file is the documented quick start, and errors stay one line
+        log.debug("no params.yaml here: the defaults apply (the paper's settings); pass --params PATH to use a file")
         document, base, source = {}, parse_params({}), "defaults"
     else:
         raise ConfigError(f"params file {path} not found; pass --params PATH to an existing file")
@@ -146,7 +153,7 @@ def cmd_init_clusters(args: argparse.Namespace) -> None:
 
     params = _params(args, {"": {"device": args.device}})
     with _pipeline_run(args, params, "init_clusters"):
-        init_clusters.run(params, Path(args.frames), Path(args.pretrained), Path(args.out))
+        init_clusters.run(params, Path(args.frames), Path(args.pretrained), Path(args.out), progress=_progress())
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -167,7 +174,7 @@ def cmd_score(args: argparse.Namespace) -> None:
         score.run_videos(params, [Path(v) for v in args.video], Path(args.model), Path(args.out))
     else:
         with _pipeline_run(args, params, "score"):
-            score.run(params, Path(args.frames), Path(args.model), Path(args.out))
+            score.run(params, Path(args.frames), Path(args.model), Path(args.out), progress=_progress())
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -253,13 +260,22 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--log-level", default=argparse.SUPPRESS, choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show tracebacks of user errors")
-    parser = argparse.ArgumentParser(prog="vad", description=__doc__.splitlines()[0], parents=[common])
+    parser = argparse.ArgumentParser(
+        prog="vad", parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Video anomaly detection with spatio-temporal dissociation (Chang et al., 2021): extract, "
+                    "train, score,\nevaluate and register models, one command per pipeline stage.",
+        epilog="The whole pipeline: `dvc repro` (or `make run`) in the repository. One stage:\n"
+               "  vad extract --source data/raw --out data/frames\n"
+               "  vad pretrain --frames data/frames --out models/pretrain\n"
+               "Values come from params.yaml (--params PATH); `vad COMMAND --help` lists a command's options.")
     parser.add_argument("--version", action="version", version=f"vad {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, handler, help: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help, parents=[common])
-        sub.add_argument("--params", default="params.yaml", help="parameters file (default: params.yaml)")
+        sub.add_argument("--params", default="params.yaml",
+                         help="parameters file (default: params.yaml; sections it leaves out take their defaults, "
+                              "the paper's settings)")
         sub.set_defaults(handler=handler)
         return sub
 

@@ -121,7 +121,7 @@ class MlflowTracker:
             mark = _contender_tag(alias)
             if force:
                 for other in self._versions(name):
-                    if other.version != version and mark in other.tags:
+                    if str(other.version) != version and mark in other.tags:
                         self._untag(name, other.version, mark)
             current = self.champion(name, alias)
             if current is not None and mark not in current.tags and not force:
@@ -134,7 +134,7 @@ class MlflowTracker:
                 if _keys(contenders) != _keys(self._contenders(name, mark)):
                     continue
                 best = _best(contenders)
-                if holder is not None and holder.version == best.version:
+                if holder is not None and str(holder.version) == str(best.version):
                     break
                 try:
                     self.client.set_registered_model_alias(name, alias, best.version)
@@ -143,15 +143,17 @@ class MlflowTracker:
             else:
                 raise last_error if last_error is not None else TrackingError(
                     f"@{alias} of {name} kept changing under {_SETTLE_ROUNDS} rounds of promotion; re-run")
-        if best.version == version and current is not None and current.version == version and not force:
+        # str(): the REST store gives versions as strings, the sqlite and file stores as integers
+        won = str(best.version) == version
+        if won and current is not None and str(current.version) == version and not force:
             message = f"{name} v{version} already holds @{alias}"
-        elif best.version == version:
+        elif won:
             why = "forced" if force else ("no champion yet" if current is None else "beats the champion")
             message = f"{name} v{version} is now @{alias} ({why})"
         else:
             message = f"not promoted: {_why_not(name, candidate, best, alias)}"
         log.info(message)
-        return Decision(best.version == version, message)
+        return Decision(won, message)
 
     def _version(self, name: str, version: str) -> Any:
         from mlflow.exceptions import MlflowException
@@ -204,7 +206,7 @@ def _contender_tag(alias: str) -> str:
 
 
 def _keys(versions: list[Any]) -> list[tuple]:
-    return [(v.version, v.tags.get("auc_micro"), v.tags.get("data_fingerprint")) for v in versions]
+    return [(str(v.version), v.tags.get("auc_micro"), v.tags.get("data_fingerprint")) for v in versions]
 
 
 def _auc(version: Any) -> float:

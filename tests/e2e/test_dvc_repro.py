@@ -12,6 +12,8 @@ from pathlib import Path
 import mlflow
 import yaml
 
+from vad.data.store import FrameStore
+
 REPO = Path(__file__).resolve().parents[2]
 KEEP = ["dvc.yaml", "pyproject.toml", "src", "configs", ".dvc", ".dvcignore", ".gitignore"]
 
@@ -54,6 +56,18 @@ def test_dvc_repro_runs_every_stage_registers_and_is_then_up_to_date(tmp_path, m
     champion = client.get_model_version_by_alias("vad-e2e", "champion")
     assert champion.version == summary["version"] and champion.run_id == summary["run_id"]
     assert (project / "dvc.lock").is_file() and (project / "plots" / "roc.csv").is_file()
+    # The training stages logged into the run that register finished (the run id passed through the run file).
+    assert json.loads((project / "reports" / "mlflow-run.json").read_text())["mlflow_run_id"] == summary["run_id"]
+    run = client.get_run(summary["run_id"])
+    assert run.info.status == "FINISHED" and "pretrain_clips_per_s" in run.data.metrics
+    # `dvc plots show` draws the ROC, both loss curves and one score image per test video, with titled axes.
+    shown = json.loads(_run([*dvc, "plots", "show", "--json"], project, env))["data"]
+    videos = [v.id for v in FrameStore.open(project / "data" / "frames").split("test")]
+    assert {"ROC", "Pretraining losses", "Alternating training losses"} <= set(shown)
+    assert {f"plots/scores/{video}.png" for video in videos} <= set(shown)
+    # `dvc exp show` opens with the evaluation: auc_micro before any data count.
+    columns = next(csv.reader(io.StringIO(_run([*dvc, "exp", "show", "--csv"], project, env))))
+    assert columns.index("auc_micro") < columns.index("abnormal_frames") < columns.index("seed")
 
     again = _run([*dvc, "repro"], project, env)
     assert "Running stage" not in again

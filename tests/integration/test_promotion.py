@@ -114,3 +114,21 @@ def test_a_server_that_stops_answering_is_one_line_and_exit_2_within_the_budget(
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert lines[0].startswith(f"error: MLflow server {uri} stopped answering (3 tries within VAD_NETWORK_TIMEOUT=3 s)")
+
+
+def test_promotion_with_a_local_sqlite_store_as_make_run_uses(tmp_path):
+    """The sqlite store gives model versions as integers where the server gives strings: same decisions."""
+    from vad.tracking import MlflowTracker
+
+    tracker = MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client, name = tracker.client, "vad-local"
+    client.create_registered_model(name)
+    expected = {"0.8": (True, "no champion yet"), "0.7": (False, "does not beat"), "0.9": (True, "beats")}
+    for version, (auc, (promoted, why)) in enumerate(expected.items(), start=1):
+        client.create_model_version(name, source=str(tmp_path))
+        client.set_model_version_tag(name, str(version), "auc_micro", auc)
+        client.set_model_version_tag(name, str(version), "data_fingerprint", "a" * 64)
+        decision = tracker.promote(name, version)
+        assert decision.promoted is promoted and why in decision.reason, decision.reason
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "3"
+    assert "already holds" in tracker.promote(name, 3).reason

@@ -93,3 +93,19 @@ def test_validate_prints_its_result_and_nothing_of_great_expectations(frame_stor
     assert done.returncode == 0, done.stderr
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"frame store {frame_store} passed"), lines
+
+
+def test_help_speaks_to_users_and_shows_how_to_start():
+    result = vad("--help")
+    assert "console script" not in result.stdout and "vad.stages" not in result.stdout  # no developer text
+    assert result.stdout.split("\n\n")[1].startswith("Video anomaly detection with spatio-temporal dissociation")
+    assert "dvc repro" in result.stdout and "vad extract --source" in result.stdout
+
+
+def test_a_partial_params_file_says_which_sections_take_their_defaults(frame_store, tmp_path):
+    (tmp_path / "partial.yaml").write_text("data:\n  image_size: [32, 32]\n  channels: 1\n")
+    result = vad("validate", "--params", "partial.yaml", "--frames", str(frame_store), "--report", "r.json",
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stderr.splitlines() if "their defaults apply" in line]
+    assert "partial.yaml sets no seed, device, synth, model" in line and " data" not in line

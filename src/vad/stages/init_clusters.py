@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -28,19 +29,24 @@ log = logging.getLogger(__name__)
 
 @torch.no_grad()
 def sample_latents(model: torch.nn.Module, clips: ClipSource, n_clips: int, batch_size: int,
-                   generator: torch.Generator, max_vectors: int | None = None) -> torch.Tensor:
+                   generator: torch.Generator, max_vectors: int | None = None, progress: bool = False) -> torch.Tensor:
     """Latent vectors r (N, D) of a random sample of clips, as the network sees them in training.
 
     BatchNorm uses batch statistics, as during training; a copy of the model keeps the running
     statistics of the original untouched. With `max_vectors`, each batch's vectors are subsampled on the
     device in proportion before the copy to the host (N is then about `max_vectors`): at 256x256 the
-    clips hold millions of vectors of which k-means uses a few hundred thousand.
+    clips hold millions of vectors of which k-means uses a few hundred thousand. `progress` shows a bar.
     """
     probe = copy.deepcopy(model).train()
     chosen = torch.randperm(len(clips), generator=generator)[:n_clips]
     vectors = []
     keep_share = 1.0
-    for first in range(0, len(chosen), batch_size):
+    starts: Iterable[int] = range(0, len(chosen), batch_size)
+    if progress:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc="init_clusters: sampling latents", unit="batch", leave=False)
+    for first in starts:
         indices = chosen[first : first + batch_size]
         r = probe(clips.batch(indices)).r
         flat = r.permute(0, 2, 3, 1).reshape(-1, r.shape[1])
@@ -53,7 +59,7 @@ def sample_latents(model: torch.nn.Module, clips: ClipSource, n_clips: int, batc
     return torch.cat(vectors)
 
 
-def run(params: Params, frames_dir: Path, pretrain_dir: Path, out_dir: Path) -> StageResult:
+def run(params: Params, frames_dir: Path, pretrain_dir: Path, out_dir: Path, *, progress: bool = False) -> StageResult:
     """Initialise the cluster centers of the pretrained model; write `out_dir/checkpoint.pt`."""
     from sklearn.cluster import KMeans
 
@@ -68,20 +74,23 @@ def run(params: Params, frames_dir: Path, pretrain_dir: Path, out_dir: Path) -> 
         clips = ClipSource.from_split(store, Split.TRAIN, params.data.clip_len, device)
         generator = torch.Generator().manual_seed(params.seed)
         vectors = sample_latents(model, clips, params.init_clusters.sample_clips,
-                                 params.init_clusters.batch_size, generator, params.init_clusters.max_vectors)
+                                 params.init_clusters.batch_size, generator, params.init_clusters.max_vectors,
+                                 progress=progress)
         if len(vectors) > params.init_clusters.max_vectors:
             vectors = vectors[torch.randperm(len(vectors), generator=generator)[: params.init_clusters.max_vectors]]
         if len(vectors) < params.model.clusters:
             raise ConfigError(f"only {len(vectors)} latent vectors for model.clusters={params.model.clusters}; "
                               f"raise init_clusters.sample_clips or lower model.clusters")
+        log.info("k-means++: %d centers from %d vectors of %d dimensions", params.model.clusters, len(vectors),
+                 vectors.shape[1])
         kmeans = KMeans(params.model.clusters, init="k-means++", n_init=1, random_state=params.seed)
         kmeans.fit(vectors.numpy().astype(np.float64))
         with torch.no_grad():
             model.kmeans.centers.copy_(torch.from_numpy(kmeans.cluster_centers_).float())
             distance = model.kmeans(torch.from_numpy(vectors.numpy()).T[None, :, :, None].to(device)).mean()
         metrics = {"kmeans_inertia": float(kmeans.inertia_), "init_cluster_distance": float(distance)}
-        log.info("k-means++: %d centers from %d vectors, mean D(r) %.5f", params.model.clusters,
-                 len(vectors), metrics["init_cluster_distance"])
+        log.info("k-means++ done: inertia %.5g, mean D(r) %.5f", metrics["kmeans_inertia"],
+                 metrics["init_cluster_distance"])
     else:
         log.info("model.kmeans is off: centers left unset")
     save_checkpoint(out_dir / CHECKPOINT, {"model": model.state_dict(), "config": model_config(params)})

@@ -107,15 +107,29 @@ def _store_windows(store: FrameStore, videos: list[VideoEntry], clip_len: int, b
 
 def score_store(model: torch.nn.Module, store: FrameStore, videos: list[VideoEntry], clip_len: int,
                 batch_size: int, use_clusters: bool, device: torch.device,
-                amp_dtype: torch.dtype | None = None) -> dict[str, np.ndarray]:
+                amp_dtype: torch.dtype | None = None, progress: bool = False) -> dict[str, np.ndarray]:
     """Raw scores of every clip of `videos` of the store, in order (clip i of a video ends at frame i+T-1).
 
     Batches run across video boundaries. A background thread reads the next batches' frames from the
     memory-mapped store (into pinned memory on a GPU) while the network scores the current one.
     `amp_dtype` runs the network under autocast (bf16 on GPUs, from `perf.amp`); the scores are float32.
+    `progress` shows a bar of clips scored.
     """
     windows = prefetch(_store_windows(store, videos, clip_len, batch_size, pin=device.type == "cuda"), READ_AHEAD)
-    return _collect(model, _clips(windows, clip_len, device), use_clusters, device, amp_dtype)
+    batches: Iterable[torch.Tensor] = _clips(windows, clip_len, device)
+    if progress:
+        batches = _counted(batches, sum(max(0, video.frames - clip_len + 1) for video in videos))
+    return _collect(model, batches, use_clusters, device, amp_dtype)
+
+
+def _counted(batches: Iterable[torch.Tensor], total: int) -> Iterator[torch.Tensor]:
+    """`batches`, advancing a progress bar (clips, clips/s) by each batch's size."""
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc="score", unit="clip", leave=False) as bar:
+        for batch in batches:
+            yield batch
+            bar.update(len(batch))
 
 
 def _write_video(writer, video: VideoEntry, raw: dict[str, np.ndarray], clip_len: int) -> None:
@@ -215,7 +229,7 @@ def run_videos(params: Params, videos: list[Path], model_dir: Path, out_path: Pa
     return StageResult(outputs={"scores": out_path}, metrics={"score_frames_per_s": scored / max(seconds, 1e-9)})
 
 
-def run(params: Params, frames_dir: Path, model_dir: Path, out_path: Path) -> StageResult:
+def run(params: Params, frames_dir: Path, model_dir: Path, out_path: Path, *, progress: bool = False) -> StageResult:
     """Score the test videos of `frames_dir` with the model in `model_dir`; write `out_path` (scores.csv)."""
     store = FrameStore.open(frames_dir)  # first: a missing store is the likelier mistake
     trained, runtime = _load_model(params, model_dir)
@@ -232,7 +246,7 @@ def run(params: Params, frames_dir: Path, model_dir: Path, out_path: Path) -> St
     started = time.perf_counter()
     videos = store.split(Split.TEST)
     scores = score_store(model, store, videos, clip_len, params.score.batch_size, trained.model_params.kmeans, device,
-                         runtime.amp_dtype)
+                         runtime.amp_dtype, progress=progress)
     first = 0
     for video in videos:
         count = video.frames - clip_len + 1

@@ -161,3 +161,23 @@ def test_a_store_of_another_geometry_than_the_model_is_one_line(trained, params,
                                           r"32x32 with 1") as error:
         score.run(params, tmp_path / "frames", trained["train"], tmp_path / "scores.csv")
     assert "\n" not in str(error.value) and not (tmp_path / "scores.csv").exists()
+
+
+def test_the_progress_bar_changes_no_score(trained, params, capsys):
+    import numpy as np
+    import torch
+
+    from vad.data.base import Split
+    from vad.data.store import FrameStore
+    from vad.models import load_trained
+    from vad.stages.score import score_store
+
+    store = FrameStore.open(trained["frames"])
+    model = load_trained(trained["train"] / "checkpoint.pt").model.eval()
+    videos = store.split(Split.TEST)
+    with torch.no_grad():
+        plain, shown = (score_store(model, store, videos, params.data.clip_len, 16, True, torch.device("cpu"),
+                                    progress=progress) for progress in (False, True))
+    assert plain.keys() == shown.keys() and all(np.array_equal(plain[k], shown[k]) for k in plain)
+    total = sum(v.frames - params.data.clip_len + 1 for v in videos)
+    assert f"/{total} [" in capsys.readouterr().err  # the bar ran, counting clips
