@@ -166,7 +166,7 @@ def validate_store(store: FrameStore, clip_len: int) -> Report:
         gx.ValidationDefinition(name="frame_store", data=batch, suite=suite))
     outcome = definition.run(batch_parameters={"dataframe": frame},
                              result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["id"]})
-    result = _plain(outcome.to_json_dict())
+    result = _without_run_identity(_plain(outcome.to_json_dict()))
     failures = tuple(_failure(item) for item in result["results"] if not item["success"])
     return Report(success=bool(result["success"]) and not failures, failures=failures, result=result,
                   videos=_plain(table.to_dict(orient="records")))
@@ -230,6 +230,21 @@ def _rule(kind: str, kwargs: dict[str, Any]) -> str:
 
 def _num(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _without_run_identity(result: dict[str, Any]) -> dict[str, Any]:
+    """The GX result without what differs on every run (ids, load and run times).
+
+    The report is a DVC output: its hash must depend on the data alone.
+    """
+    result = {key: value for key, value in result.items() if key != "id"}
+    meta = {key: value for key, value in result.get("meta", {}).items()
+            if key not in {"validation_id", "run_id", "validation_time", "checkpoint_id"}}
+    if isinstance(meta.get("batch_markers"), dict):
+        meta["batch_markers"] = {k: v for k, v in meta["batch_markers"].items() if k != "ge_load_time"}
+    results = [{**item, "expectation_config": {k: v for k, v in item.get("expectation_config", {}).items()
+                                                if k != "id"}} for item in result.get("results", [])]
+    return {**result, "meta": meta, "results": results}
 
 
 def _plain(value: Any) -> Any:

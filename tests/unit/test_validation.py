@@ -196,3 +196,15 @@ def test_importing_validation_leaves_great_expectations_unloaded():
             "print(sorted(m for m in ('great_expectations', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_two_validations_of_one_store_write_the_same_report(frame_store, tmp_path):
+    """The report is a DVC output: GX's run ids and times must not reach it, or dvc.lock changes on every run."""
+    from vad.config import DataParams
+    from vad.stages import validate
+
+    reports = [tmp_path / "a.json", tmp_path / "b.json"]
+    for report in reports:
+        validate.run(DataParams(clip_len=5), frame_store, report)
+    assert reports[0].read_bytes() == reports[1].read_bytes()
+    assert "validation_time" not in reports[0].read_text() and "ge_load_time" not in reports[0].read_text()
