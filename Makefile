@@ -20,6 +20,8 @@ run: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc metrics show metrics/eval.json
 	@$(BIN)/python -c "import json; r = json.load(open('reports/register.json')); print(f\"micro AUC {r['auc_micro']:.4f}  {r['model_name']} v{r['version']}: {r['reason']}\")"
+	@echo "Alarms on footage with the champion (events as JSON lines; scores and events in detections/):"
+	@echo "  .venv/bin/vad detect data/raw/test/01.avi --model models:/vad-synthetic@champion"
 
 test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest

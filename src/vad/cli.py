@@ -167,14 +167,46 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> None:
+    from vad.model_source import model_folder
     from vad.stages import score
 
     params = _params(args, {"": {"device": args.device}, "score": {"batch_size": args.batch_size}})
-    if args.video:
-        score.run_videos(params, [Path(v) for v in args.video], Path(args.model), Path(args.out))
-    else:
-        with _pipeline_run(args, params, "score"):
-            score.run(params, Path(args.frames), Path(args.model), Path(args.out), progress=_progress())
+    # The inputs first, before a model download: they are the likelier mistake.
+    if args.frames:
+        from vad.data.store import FrameStore
+
+        FrameStore.open(Path(args.frames))
+    score.check_videos([Path(video) for video in args.video or ()])
+    with model_folder(args.model) as folder:
+        if args.video:
+            score.run_videos(params, [Path(v) for v in args.video], folder, Path(args.out))
+        else:
+            with _pipeline_run(args, params, "score"):
+                score.run(params, Path(args.frames), folder, Path(args.out), progress=_progress())
+
+
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    from vad.stages import calibrate
+
+    params = _params(args, {"": {"device": args.device}})
+    with _pipeline_run(args, params, "calibrate"):
+        result = calibrate.run(params, Path(args.frames), Path(args.model), Path(args.out))
+    print(f"threshold {result.metrics['threshold']:.6g} from {int(result.metrics['calibration_frames'])} held-out "
+          f"normal frames")
+
+
+def cmd_detect(args: argparse.Namespace) -> None:
+    from vad.model_source import model_folder
+    from vad.stages import detect
+
+    params = _params(args, {"": {"device": args.device}, "detect": {
+        "false_alarms_per_hour": args.false_alarms_per_hour}})
+    with model_folder(args.model) as folder:
+        result = detect.run(params, args.source, folder, Path(args.out), threshold=args.threshold,
+                            calibration_path=Path(args.calibration) if args.calibration else None,
+                            on_event=lambda event: print(event.to_json(), flush=True))
+    log.info("%d event(s) in %d frames; per-frame scores and events in %s", int(result.metrics["events"]),
+             int(result.metrics["frames"]), args.out)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -193,7 +225,8 @@ def cmd_register(args: argparse.Namespace) -> None:
         result = register.run(params, Path(args.frames), Path(args.pretrained), Path(args.model), Path(args.metrics),
                               Path(args.plots), Path(args.out), tracking=run,
                               artifacts=[Path(path) for path in args.artifact or ()],
-                              lineage_path=Path(args.lineage) if args.lineage else None)
+                              lineage_path=Path(args.lineage) if args.lineage else None,
+                              calibration_path=Path(args.calibration) if args.calibration else None)
     print(json.dumps({k: str(v) for k, v in result.outputs.items()} | result.metrics, default=str))
 
 
@@ -377,11 +410,31 @@ def build_parser() -> argparse.ArgumentParser:
     inputs = sub.add_mutually_exclusive_group(required=True)
     inputs.add_argument("--frames", help="frame store whose test videos to score")
     inputs.add_argument("--video", action="append", help="a video file to score directly (repeatable)")
-    sub.add_argument("--model", required=True, help="output folder of `vad train`")
+    sub.add_argument("--model", required=True, help="output folder of `vad train`, or an MLflow model URI "
+                                                    "(models:/vad-synthetic@champion, runs:/<id>/model)")
     sub.add_argument("--out", required=True, help="scores.csv to write")
     sub.add_argument("--batch-size", type=int)
     sub.add_argument("--device")
     tracked(sub)
+
+    sub = command("calibrate", cmd_calibrate, "choose the alarm threshold on normal footage held out of training")
+    sub.add_argument("--frames", required=True)
+    sub.add_argument("--model", required=True, help="output folder of `vad train`")
+    sub.add_argument("--out", required=True, help="calibration JSON to write (e.g. models/calibration.json)")
+    sub.add_argument("--device")
+    tracked(sub)
+
+    sub = command("detect", cmd_detect, "raise alarms on video files: events as JSON lines, per-frame scores")
+    sub.add_argument("source", nargs="+", help="video files or folders of videos")
+    sub.add_argument("--model", required=True, help="output folder of `vad train` or an MLflow model URI "
+                                                    "(models:/vad-synthetic@champion)")
+    sub.add_argument("--out", default="detections", help="folder for scores.csv and events.jsonl "
+                                                         "(default: detections)")
+    sub.add_argument("--calibration", help="calibration JSON (default: the model's calibration.json)")
+    sub.add_argument("--threshold", type=float, help="raw anomaly score above which a frame is abnormal "
+                                                     "(default: from the calibration)")
+    sub.add_argument("--false-alarms-per-hour", type=float, help="false-alarm budget (default: params.yaml)")
+    sub.add_argument("--device")
 
     sub = command("evaluate", cmd_evaluate, "frame-level AUC, ROC curve and score plots")
     sub.add_argument("--frames", required=True)
@@ -398,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--plots", required=True)
     sub.add_argument("--out", required=True, help="JSON summary of the registration (run id, version, decision)")
     sub.add_argument("--lineage", help="JSON of what the inputs determine (model and data digests, AUC), for DVC")
+    sub.add_argument("--calibration", help="calibration JSON of `vad calibrate`, packaged with the model")
     sub.add_argument("--name", help="registered model name (default vad-<dataset>)")
     sub.add_argument("--artifact", action="append", help="a file to log with the run under pipeline/ (repeatable; "
                                                          "e.g. params.yaml, dvc.lock, the validation report)")

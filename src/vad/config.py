@@ -26,8 +26,8 @@ from vad.errors import ConfigError
 
 __all__ = [
     "Layout", "DataParams", "SynthParams", "ModelParams", "PretrainParams", "InitClustersParams",
-    "TrainParams", "ScoreParams", "RegisterParams", "Amp", "PerfParams", "Params", "load_params", "parse_params",
-    "resolve_preset",
+    "TrainParams", "ScoreParams", "DetectParams", "RegisterParams", "Amp", "PerfParams", "Params", "load_params",
+    "parse_params", "resolve_preset",
 ]
 
 # Three stride-2 blocks and an attention grid of size/16 per side: sides must be multiples of 16.
@@ -210,6 +210,18 @@ class ScoreParams(_Section):
     batch_size: Annotated[int, Field(ge=1, le=65536)] = 64
 
 
+class DetectParams(_Section):
+    """Alarms on footage: the held-out normal footage that calibrates the threshold, and the events."""
+
+    # The last share of each training video is held out from every gradient step and from k-means; the
+    # calibrate stage scores it to choose the threshold (vad.calibration).
+    holdout_share: Annotated[float, Field(ge=0, le=0.5)] = 0.1
+    false_alarms_per_hour: Annotated[float, Field(gt=0)] = 1.0
+    fps: Annotated[float, Field(gt=0)] = 25.0  # frame rate assumed where the footage does not tell its own
+    min_event_frames: Annotated[int, Field(ge=1)] = 3  # shorter bursts above the threshold raise no alarm
+    merge_gap_frames: Annotated[int, Field(ge=0)] = 5  # bursts this close are one event
+
+
 class RegisterParams(_Section):
     """MLflow run logging, registration and promotion."""
 
@@ -232,6 +244,7 @@ class Params(_Section):
     init_clusters: InitClustersParams = InitClustersParams()
     train: TrainParams = TrainParams()
     score: ScoreParams = ScoreParams()
+    detect: DetectParams = DetectParams()
     perf: PerfParams = PerfParams()
     # `register` would shadow pydantic's (ABCMeta) `BaseModel.register`; the YAML key stays `register`.
     registry: RegisterParams = Field(default=RegisterParams(), alias="register")

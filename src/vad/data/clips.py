@@ -13,7 +13,7 @@ import torch
 from vad.data.base import Split
 from vad.data.store import FrameStore, VideoEntry
 
-__all__ = ["ClipSource", "to_model_input", "fits_on_device"]
+__all__ = ["ClipSource", "to_model_input", "fits_on_device", "holdout_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,11 @@ class _ClipGather(torch.utils.data.Dataset):
                                           zip(self.clip_video[picked], self.clip_start[picked], strict=True)]))
 
 
+def holdout_frames(frames: int, share: float) -> int:
+    """Frames at the end of a video of `frames` frames held out from training: `share` of them, rounded."""
+    return int(round(frames * share))
+
+
 class ClipSource:
     """Every clip of the given videos; frames are held as uint8; batches come out on `device`.
 
@@ -70,11 +75,15 @@ class ClipSource:
     """
 
     def __init__(self, store: FrameStore, videos: list[VideoEntry], clip_len: int,
-                 device: torch.device | str = "cpu", *, resident: bool | None = None) -> None:
+                 device: torch.device | str = "cpu", *, resident: bool | None = None,
+                 spans: list[tuple[int, int]] | None = None) -> None:
         self.device = torch.device(device)
         self.clip_len = clip_len
         height, width = store.image_size
-        nbytes = sum(video.frames for video in videos) * height * width * store.channels
+        # frames [first, end) of each video; a clip is taken only if all its frames lie in its video's span
+        spans = spans if spans is not None else [(0, video.frames) for video in videos]
+        lengths = [end - first for first, end in spans]
+        nbytes = sum(lengths) * height * width * store.channels
         if resident is None:
             resident = self.device.type != "cuda" or fits_on_device(nbytes, torch.cuda.mem_get_info(self.device)[0])
             if not resident:
@@ -82,27 +91,42 @@ class ClipSource:
                          "store by %d loader processes, batches copied asynchronously", nbytes / 1e9,
                          100 * DEVICE_FRACTION, self.device, LOADER_WORKERS)
         self.resident = resident
-        counts = [video.frames - clip_len + 1 for video in videos]
+        counts = [max(0, length - clip_len + 1) for length in lengths]
         clip_video = np.repeat(np.arange(len(videos)), counts)
         clip_start = np.concatenate([np.arange(count) for count in counts]) if counts else np.empty(0, np.int64)
         self._steps = torch.arange(clip_len, device=self.device if resident else "cpu")
         if resident:
-            frames = torch.from_numpy(np.concatenate([np.asarray(store.frames(video)) for video in videos]))
+            frames = torch.from_numpy(np.concatenate([np.asarray(store.frames(video)[first:end])
+                                                      for video, (first, end) in zip(videos, spans, strict=True)]))
             self.frames = frames.to(self.device)
-            offsets = np.concatenate([[0], np.cumsum([video.frames for video in videos])[:-1]]).astype(np.int64)
+            offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
             self.starts = torch.from_numpy(offsets[clip_video] + clip_start).to(self.device)
         else:
             self.frames = None
             self.starts = torch.from_numpy(clip_start)  # only its length and device are used
-            self._gather = _ClipGather([store.root / video.path for video in videos], clip_video, clip_start,
-                                       clip_len)
+            firsts = np.array([first for first, _ in spans], dtype=np.int64)
+            self._gather = _ClipGather([store.root / video.path for video in videos], clip_video,
+                                       clip_start + (firsts[clip_video] if len(clip_video) else 0), clip_len)
         self._pin = not resident and self.device.type == "cuda"
 
     @classmethod
     def from_split(cls, store: FrameStore, split: Split | str, clip_len: int,
-                   device: torch.device | str = "cpu", *, resident: bool | None = None) -> ClipSource:
-        """All clips of one split of the store."""
-        return cls(store, store.split(split), clip_len, device, resident=resident)
+                   device: torch.device | str = "cpu", *, resident: bool | None = None, holdout_share: float = 0.0,
+                   part: str = "fit") -> ClipSource:
+        """The clips of one split of the store; with `holdout_share`, only those of one part of each video.
+
+        The last `holdout_share` of each video's frames (`holdout_frames`) is held out: `part="fit"` gives
+        the clips wholly before it (what training sees), `part="holdout"` the clips that end inside it
+        (never a training clip, nor a training target).
+        """
+        videos = store.split(split)
+        spans = []
+        for video in videos:
+            cut = video.frames - holdout_frames(video.frames, holdout_share)
+            spans.append((0, cut) if part == "fit" else (max(0, cut - clip_len + 1), video.frames))
+        if part not in ("fit", "holdout"):
+            raise ValueError(f"part must be 'fit' or 'holdout', got {part!r}")
+        return cls(store, videos, clip_len, device, resident=resident, spans=spans)
 
     def __len__(self) -> int:
         return len(self.starts)

@@ -41,6 +41,7 @@ class Trained:
     model: TwoStreamAE
     model_params: ModelParams
     data_params: DataParams
+    holdout_share: float | None = None  # of each training video, never trained on (None: before the hold-out)
 
 
 def load_trained(path: Path, device: str | torch.device = "cpu") -> Trained:
@@ -57,4 +58,4 @@ def load_trained(path: Path, device: str | torch.device = "cpu") -> Trained:
     data_params = DataParams.model_validate(config["data"])
     model = build_model(model_params, data_params).to(device)
     load_weights(model, state["model"], path)
-    return Trained(model.eval(), model_params, data_params)
+    return Trained(model.eval(), model_params, data_params, config.get("holdout_share"))

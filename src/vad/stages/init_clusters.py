@@ -71,7 +71,8 @@ def run(params: Params, frames_dir: Path, pretrain_dir: Path, out_dir: Path, *, 
     metrics: dict[str, float] = {}
     if params.model.kmeans:
         store = FrameStore.open(frames_dir)
-        clips = ClipSource.from_split(store, Split.TRAIN, params.data.clip_len, device)
+        clips = ClipSource.from_split(store, Split.TRAIN, params.data.clip_len, device,
+                                      holdout_share=params.detect.holdout_share)  # calibration's, unseen
         generator = torch.Generator().manual_seed(params.seed)
         vectors = sample_latents(model, clips, params.init_clusters.sample_clips,
                                  params.init_clusters.batch_size, generator, params.init_clusters.max_vectors,

@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 
 
 def model_config(params: Params) -> dict:
-    """What a later reader needs to rebuild the network: the `model` and `data` sections."""
-    return {"model": params.model.model_dump(mode="json"), "data": params.data.model_dump(mode="json")}
+    """What a later reader needs: the `model` and `data` sections, and the share of footage held out."""
+    return {"model": params.model.model_dump(mode="json"), "data": params.data.model_dump(mode="json"),
+            "holdout_share": params.detect.holdout_share}
 
 
 def run(params: Params, frames_dir: Path, out_dir: Path, *, progress: bool = False,
@@ -43,7 +44,9 @@ def run(params: Params, frames_dir: Path, out_dir: Path, *, progress: bool = Fal
     seed_everything(params.seed)
     with open_runtime(params.device, params.perf) as runtime:
         store = FrameStore.open(frames_dir)
-        clips = ClipSource.from_split(store, Split.TRAIN, params.data.clip_len, runtime.device)
+        # the tail of each video held out for calibration (detect.holdout_share) is never trained on
+        clips = ClipSource.from_split(store, Split.TRAIN, params.data.clip_len, runtime.device,
+                                      holdout_share=params.detect.holdout_share)
         model = build_model(params.model, params.data).to(runtime.device)
         # The centers get no gradient here: DDP must not wait for one.
         forward = runtime.prepare(model, ignore=["kmeans.centers"])
@@ -59,7 +62,7 @@ def run(params: Params, frames_dir: Path, out_dir: Path, *, progress: bool = Fal
 
         # perf and the number of processes are not in the key: they change float rounding, not the run.
         key = run_key("pretrain", model_config(params), params.pretrain.model_dump(), params.seed,
-                      (frames_dir / "manifest.json").read_text())
+                      (frames_dir / "manifest.json").read_text(), params.detect.holdout_share)
         history = fit(model, clips, step, epochs=params.pretrain.epochs, batch_size=params.pretrain.batch_size,
                       seed=params.seed, checkpoint_path=out_dir / CHECKPOINT, key=key,
                       optimizers={"ae": optimizer}, extra={"config": model_config(params)},

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from vad.atomic import atomic_write_text
+from vad.calibration import Calibration
 from vad.checkpoint import CHECKPOINT, content_digest, load_checkpoint
 from vad.config import Params
 from vad.data.base import Split
@@ -33,7 +34,8 @@ def _example_clips(store: FrameStore, clip_len: int, count: int = 2) -> np.ndarr
 
 def run(params: Params, frames_dir: Path, pretrain_dir: Path, model_dir: Path, metrics_path: Path,
         plots_dir: Path, out_path: Path, *, tracking_uri: str | None = None, tracking: PipelineRun | None = None,
-        artifacts: Sequence[Path] = (), lineage_path: Path | None = None) -> StageResult:
+        artifacts: Sequence[Path] = (), lineage_path: Path | None = None,
+        calibration_path: Path | None = None) -> StageResult:
     """Complete the pipeline's MLflow run, register the model and promote it if it beats the champion.
 
     `tracking`: the run the training stages logged into (`vad.pipeline_run`); without one a run is opened here.
@@ -41,6 +43,9 @@ def run(params: Params, frames_dir: Path, pretrain_dir: Path, model_dir: Path, m
     the metrics file, the plots and `artifacts` (params.yaml, dvc.lock, the validation report) under
     `pipeline/`, and the model; the model version gets a description with the AUCs and the data lineage. The
     run is FINISHED on success and FAILED otherwise.
+
+    `calibration_path` (from `vad calibrate`) goes into the model next to the checkpoint, so that `vad detect
+    --model models:/...` finds its threshold; the version is tagged with the threshold.
 
     `out_path` gets the summary (run id, version, decision); `lineage_path`, if given, only what the inputs
     determine (model name and digest, data fingerprint, AUC): the file DVC hashes.
@@ -54,6 +59,7 @@ def run(params: Params, frames_dir: Path, pretrain_dir: Path, model_dir: Path, m
     if not metrics_path.is_file():
         raise DataLayoutError(f"metrics file {metrics_path} not found; run `vad evaluate` first")
     metrics = json.loads(metrics_path.read_text())
+    calibration = Calibration.load(calibration_path) if calibration_path is not None else None  # checked first
     store = FrameStore.open(frames_dir)
     state = load_checkpoint(model_dir / CHECKPOINT)
     histories = {"pretrain": load_checkpoint(pretrain_dir / CHECKPOINT)["history"], "train": state["history"]}
@@ -88,16 +94,21 @@ def run(params: Params, frames_dir: Path, pretrain_dir: Path, model_dir: Path, m
             scorer.load_context(SimpleNamespace(artifacts={"checkpoint": str(model_dir / CHECKPOINT)}))
             signature = infer_signature(example, scorer.predict(None, example))
             package = Path(__file__).resolve().parents[1]
+            model_artifacts = {"checkpoint": str(model_dir / CHECKPOINT)}
+            if calibration is not None:
+                model_artifacts["calibration"] = str(calibration_path)
             with mlflow.start_run(run_id=run_id):  # log_model takes the active run; FINISHED by finish() below
                 info = mlflow.pyfunc.log_model(
                     name="model", python_model=str(package / "serving_model.py"),  # models from code: no pickle
-                    artifacts={"checkpoint": str(model_dir / CHECKPOINT)}, code_paths=[str(package)],
+                    artifacts=model_artifacts, code_paths=[str(package)],
                     signature=signature, input_example=example, registered_model_name=name,
                     pip_requirements=_requirements(),
                 )
             version = str(info.registered_model_version)
             tags = {"auc_micro": str(metrics["auc_micro"]), "data_fingerprint": data_fingerprint,
                     "dataset": store.dataset, "run_id": run_id, "model_digest": model_digest}
+            if calibration is not None:
+                tags["threshold"] = f"{calibration.threshold:.8g}"
             for key, value in tags.items():
                 client.set_model_version_tag(name, version, key, value)
             client.update_model_version(name, version, description=_version_description(

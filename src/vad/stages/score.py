@@ -30,7 +30,7 @@ from vad.scoring import SCORE_COLUMNS, clip_scores
 from vad.stages import StageResult
 from vad.training import Runtime, resolve_runtime, select_device
 
-__all__ = ["run", "run_videos", "score_store", "score_frames", "HEADER"]
+__all__ = ["run", "run_videos", "score_store", "score_frames", "load_model", "check_videos", "HEADER"]
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def _format(value: float) -> str:
     return "" if np.isnan(value) else f"{value:.8g}"
 
 
-def _load_model(params: Params, model_dir: Path) -> tuple[Trained, Runtime]:
+def load_model(params: Params, model_dir: Path) -> tuple[Trained, Runtime]:
     """The trained network as its checkpoint describes it, in eval mode on the params' device."""
     device = select_device(params.device)
     runtime = resolve_runtime(device, params.perf)  # bf16 autocast and channels_last on GPUs, as in training
@@ -188,6 +188,14 @@ def score_frames(model: torch.nn.Module, frames: Iterator[np.ndarray], clip_len:
     return seen, scores
 
 
+def check_videos(videos: list[Path]) -> None:
+    """Raise DataError naming the video files that do not exist."""
+    missing = [str(video) for video in videos if not Path(video).is_file()]
+    if missing:
+        raise DataError(f"video file(s) not found: {', '.join(missing)}; pass existing files to --video, or a "
+                        f"frame store to --frames")
+
+
 def run_videos(params: Params, videos: list[Path], model_dir: Path, out_path: Path) -> StageResult:
     """Score video files with the model in `model_dir`; write `out_path` (scores.csv, ids = file stems).
 
@@ -197,15 +205,12 @@ def run_videos(params: Params, videos: list[Path], model_dir: Path, out_path: Pa
         DataError: a video is shorter than a clip, or two videos share a file name.
         CorruptMediaError: a video cannot be decoded.
     """
-    missing = [str(video) for video in videos if not Path(video).is_file()]
-    if missing:
-        raise DataError(f"video file(s) not found: {', '.join(missing)}; pass existing files to --video, or a "
-                        f"frame store to --frames")
+    check_videos(videos)
     stems = [Path(video).stem for video in videos]
     if len(set(stems)) != len(stems):
         raise DataError(f"videos {', '.join(map(str, videos))} share file names; scores.csv keys rows by file "
                         f"name, so rename them or score them in separate runs")
-    trained, runtime = _load_model(params, model_dir)
+    trained, runtime = load_model(params, model_dir)
     model, geometry = trained.model, trained.data_params  # footage is resized to what the model saw
     clip_len, batch = geometry.clip_len, params.score.batch_size
     buffer = io.StringIO()
@@ -232,7 +237,7 @@ def run_videos(params: Params, videos: list[Path], model_dir: Path, out_path: Pa
 def run(params: Params, frames_dir: Path, model_dir: Path, out_path: Path, *, progress: bool = False) -> StageResult:
     """Score the test videos of `frames_dir` with the model in `model_dir`; write `out_path` (scores.csv)."""
     store = FrameStore.open(frames_dir)  # first: a missing store is the likelier mistake
-    trained, runtime = _load_model(params, model_dir)
+    trained, runtime = load_model(params, model_dir)
     model, device, clip_len = trained.model, runtime.device, trained.data_params.clip_len
     geometry = (tuple(trained.data_params.image_size), trained.data_params.channels)
     if (tuple(store.image_size), store.channels) != geometry:

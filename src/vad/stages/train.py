@@ -41,7 +41,9 @@ def run(params: Params, frames_dir: Path, init_dir: Path, out_dir: Path, *, prog
     with open_runtime(params.device, params.perf) as runtime:
         device = runtime.device
         store = FrameStore.open(frames_dir)
-        clips = ClipSource.from_split(store, Split.TRAIN, params.data.clip_len, device)
+        # the tail of each video held out for calibration (detect.holdout_share) is never trained on
+        clips = ClipSource.from_split(store, Split.TRAIN, params.data.clip_len, device,
+                                      holdout_share=params.detect.holdout_share)
         init_path = init_dir / CHECKPOINT
         model = build_model(params.model, params.data).to(device)
         load_weights(model, load_checkpoint(init_path)["model"], init_path)
@@ -79,7 +81,7 @@ def run(params: Params, frames_dir: Path, init_dir: Path, out_dir: Path, *, prog
         # perf and the number of processes are not in the key: they change float rounding, not the run.
         key = run_key("train", model_config(params), tp.model_dump(), params.seed,
                       (frames_dir / "manifest.json").read_text(),
-                      hashlib.sha256(init_path.read_bytes()).hexdigest())
+                      hashlib.sha256(init_path.read_bytes()).hexdigest(), params.detect.holdout_share)
         history = fit(model, clips, step, epochs=tp.epochs, batch_size=tp.batch_size, seed=params.seed,
                       checkpoint_path=out_dir / CHECKPOINT, key=key,
                       optimizers={"ae": ae_optimizer, "centers": center_optimizer}, schedulers={"ae": scheduler},

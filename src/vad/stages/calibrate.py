@@ -1,0 +1,67 @@
+"""Stage `calibrate`: the alarm threshold, from normal footage held out of training (vad.calibration)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vad.calibration import calibrate
+from vad.checkpoint import CHECKPOINT
+from vad.config import Params
+from vad.data.base import Split
+from vad.data.clips import ClipSource
+from vad.data.store import FrameStore
+from vad.errors import ConfigError
+from vad.models import load_trained
+from vad.scoring import clip_scores
+from vad.stages import StageResult
+from vad.training import select_device
+
+__all__ = ["run", "anomaly_scores"]
+
+log = logging.getLogger(__name__)
+
+
+def anomaly_scores(model: torch.nn.Module, clips: ClipSource, batch_size: int, use_clusters: bool) -> np.ndarray:
+    """Raw anomaly score a = 1 / fused = mean_p(e * D_u) of every clip of `clips`, in order (high = abnormal)."""
+    values = []
+    with torch.no_grad():
+        for first in range(0, len(clips), batch_size):
+            batch = clips.batch(torch.arange(first, min(first + batch_size, len(clips))))
+            values.append((1.0 / clip_scores(model, batch, use_clusters)["fused"]).double().cpu().numpy())
+    return np.concatenate(values) if values else np.empty(0)
+
+
+def run(params: Params, frames_dir: Path, model_dir: Path, out_path: Path) -> StageResult:
+    """Score the held-out tail of each training video with the model in `model_dir`; write the calibration.
+
+    The share held out is the one the model was trained with (its checkpoint says), so the clips scored here
+    are exactly those no gradient step saw. The threshold is chosen for `detect.false_alarms_per_hour` at
+    `detect.fps`; `vad detect` adapts it to the footage's own frame rate.
+
+    Raises:
+        ConfigError: the model was trained without a hold-out (`detect.holdout_share` 0, or an older model).
+    """
+    store = FrameStore.open(frames_dir)
+    device = select_device(params.device)
+    trained = load_trained(model_dir / CHECKPOINT, device)
+    share = trained.holdout_share
+    if not share:
+        raise ConfigError(f"the model in {model_dir} was trained on all of its footage (detect.holdout_share "
+                          f"{share}): nothing is left to calibrate on; set detect.holdout_share (e.g. 0.1) and "
+                          f"retrain")
+    if share != params.detect.holdout_share:
+        log.warning("detect.holdout_share is %g but the model was trained holding out %g: calibrating on the "
+                    "model's", params.detect.holdout_share, share)
+    clips = ClipSource.from_split(store, Split.TRAIN, trained.data_params.clip_len, device, holdout_share=share,
+                                  part="holdout")
+    scores = anomaly_scores(trained.model, clips, params.score.batch_size, trained.model_params.kmeans)
+    result = calibrate(scores, params.detect.false_alarms_per_hour, params.detect.fps)
+    result.save(out_path)
+    log.info("calibrated on %d held-out normal clips: threshold %.6g (%s, %g false alarms/hour at %g frames/s)",
+             result.frames, result.threshold, result.method, result.false_alarms_per_hour, result.fps)
+    return StageResult(outputs={"calibration": out_path},
+                       metrics={"calibration_frames": float(result.frames), "threshold": result.threshold})

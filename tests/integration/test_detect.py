@@ -1,0 +1,126 @@
+"""`vad calibrate` and `vad detect`: a threshold from held-out normal footage, causal scores, events."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+from tests.conftest import tiny_document
+
+from vad.calibration import Calibration
+from vad.data.clips import holdout_frames
+from vad.data.store import FrameStore
+from vad.stages import calibrate, detect
+
+
+def vad(*args, cwd=None, env=None):
+    return subprocess.run([sys.executable, "-m", "vad", *args], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def calibration(trained, params, tmp_path_factory):
+    path = tmp_path_factory.mktemp("calibration") / "calibration.json"
+    calibrate.run(params, trained["frames"], trained["train"], path)
+    return path
+
+
+def test_calibration_scores_exactly_the_held_out_tail_of_each_training_video(trained, params, calibration):
+    store = FrameStore.open(trained["frames"])
+    share = params.detect.holdout_share
+    assert share > 0  # the default: a model trained without its tail is what is calibrated here
+    expected = sum(holdout_frames(video.frames, share) for video in store.split("train"))
+    result = Calibration.load(calibration)
+    assert result.frames == expected  # one clip per held-out frame: the clips that end in the tail
+    assert result.threshold >= result.max_score  # a 1-per-hour budget is beyond what these few frames show
+
+
+def test_detect_scores_causally_like_the_offline_scorer_and_writes_events(trained, params, calibration, raw_dataset,
+                                                                           tmp_path):
+    video = sorted((raw_dataset / "test").iterdir())[0]
+    offline = tmp_path / "offline.csv"
+    vad_score = vad("score", "--video", str(video), "--model", str(trained["train"]), "--out", str(offline),
+                    "--params", _params_file(tmp_path))
+    assert vad_score.returncode == 0, vad_score.stderr
+    events = []
+    result = detect.run(params, [str(video)], trained["train"], tmp_path / "out", calibration_path=calibration,
+                        on_event=events.append)
+    rows = list(csv.DictReader((tmp_path / "out" / "scores.csv").open()))
+    reference = list(csv.DictReader(offline.open()))
+    assert len(rows) == len(reference) == int(result.metrics["frames"])
+    for row, ref in zip(rows, reference, strict=True):
+        assert row["scored"] == ref["scored"]
+        if row["scored"] == "1":  # the raw score is 1 / fused of the same clip: frame for frame
+            assert float(row["anomaly_score"]) == pytest.approx(1.0 / float(ref["fused"]), rel=1e-6)
+            assert row["is_anomaly"] == str(int(float(row["anomaly_score"]) > Calibration.load(calibration)
+                                                .threshold_for(1.0, float(events[0].fps) if events else 10.0)))
+    written = [json.loads(line) for line in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
+    assert written == [event.to_dict() for event in events]
+
+
+def test_a_low_threshold_raises_events_printed_as_json_lines_when_they_close(trained, raw_dataset, tmp_path):
+    video = sorted((raw_dataset / "test").iterdir())[0]
+    result = vad("detect", str(video), "--model", str(trained["train"]), "--threshold", "0", "--out",
+                 str(tmp_path / "out"), "--params", _params_file(tmp_path))
+    assert result.returncode == 0, result.stderr
+    [event] = [json.loads(line) for line in result.stdout.splitlines()]  # every scored frame is above 0
+    assert event["start_frame"] == tiny_document()["data"]["clip_len"] - 1 and event["peak_score"] > 0
+    assert {"start_frame", "end_frame", "start_s", "end_s", "peak_s", "peak_score", "threshold"} <= set(event)
+    never = vad("detect", str(video), "--model", str(trained["train"]), "--threshold", "1e9", "--out",
+                str(tmp_path / "none"), "--params", _params_file(tmp_path))
+    assert never.returncode == 0 and never.stdout == ""
+    assert (tmp_path / "none" / "events.jsonl").read_text() == ""
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["missing.mp4"], "footage missing.mp4 not found"),
+    (["{video}", "--calibration", "nowhere.json"], "no calibration at nowhere.json"),
+])
+def test_bad_input_is_one_line(trained, raw_dataset, tmp_path, args, needle):
+    video = str(sorted((raw_dataset / "test").iterdir())[0])
+    result = vad("detect", *[a.format(video=video) for a in args], "--model", str(trained["train"]),
+                 "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert needle in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_model_uri_that_does_not_resolve_is_one_line(tmp_path):
+    result = vad("detect", "x.mp4", "--model", "models:/no-such-model@champion", cwd=tmp_path,
+                 env={**__import__("os").environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ") and "no-such-model" in result.stderr
+
+
+def _params_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(tiny_document()))
+    return str(path)
+
+
+def test_the_champion_detects_from_its_uri_in_a_folder_without_params(trained, params, calibration, raw_dataset,
+                                                                       mlflow_server, make_params, tmp_path):
+    import os
+
+    from vad.stages import register
+
+    named = make_params(register={"model_name": "vad-detect-test"})
+    register.run(named, trained["frames"], trained["pretrain"], trained["train"], trained["metrics"],
+                 trained["plots"], tmp_path / "register.json", tracking_uri=mlflow_server,
+                 calibration_path=calibration)
+    video = sorted((raw_dataset / "test").iterdir())[0]
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    result = vad("detect", str(video), "--model", "models:/vad-detect-test@champion", "--out", "out", cwd=folder,
+                 env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_server})
+    assert result.returncode == 0, result.stderr
+    assert not (folder / "params.yaml").exists()
+    rows = list(csv.DictReader((folder / "out" / "scores.csv").open()))
+    local = tmp_path / "local"
+    detect.run(params, [str(video)], trained["train"], local, calibration_path=calibration)
+    assert rows == list(csv.DictReader((local / "scores.csv").open()))  # the registered model is the same model
+    import mlflow
+
+    version = mlflow.MlflowClient(mlflow_server).get_model_version_by_alias("vad-detect-test", "champion")
+    assert float(version.tags["threshold"]) == pytest.approx(Calibration.load(calibration).threshold)
