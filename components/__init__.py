@@ -6,6 +6,7 @@ folders, `Metrics` for scalars, `ClassificationMetrics` for the ROC curve and `H
 Params travel as the validated params document (a dict) that `extract` resolves from the pipeline parameters.
 """
 
+from components.calibrate.component import calibrate
 from components.champion.component import champion
 from components.evaluate.component import evaluate
 from components.extract.component import extract
@@ -16,4 +17,5 @@ from components.score.component import score
 from components.train.component import train
 from components.validate.component import validate
 
-__all__ = ["extract", "validate", "pretrain", "init_clusters", "train", "score", "evaluate", "champion", "register"]
+__all__ = ["extract", "validate", "pretrain", "init_clusters", "train", "calibrate", "score", "evaluate", "champion",
+           "register"]

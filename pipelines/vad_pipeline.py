@@ -41,6 +41,7 @@ if str(ROOT) not in sys.path:  # `kfp dsl compile --py pipelines/vad_pipeline.py
     sys.path.insert(0, str(ROOT))
 
 from components import (  # noqa: E402 - needs ROOT on the path
+    calibrate,
     champion,
     evaluate,
     extract,
@@ -102,6 +103,8 @@ def vad_pipeline(dataset_uri: str, mlflow_tracking_uri: str, dataset_format: str
     train_task = _setup(train(params=params, frames=frames, init=init_task.outputs["model"], gpus=train_gpus,
                               tracking_uri=mlflow_tracking_uri),
                         cpu="4", memory="16Gi", gpus=train_gpus, secrets=(MLFLOW_SECRET,))
+    calibrate_task = _setup(calibrate(params=params, frames=frames, model=train_task.outputs["model"]), cpu="4",
+                            memory="16Gi", gpus=1)
     score_task = _setup(score(params=params, frames=frames, model=train_task.outputs["model"]), cpu="4",
                         memory="16Gi", gpus=1)
     evaluate_task = _setup(evaluate(frames=frames, scores=score_task.outputs["scores"]), cpu="1", memory="4Gi")
@@ -110,7 +113,8 @@ def vad_pipeline(dataset_uri: str, mlflow_tracking_uri: str, dataset_format: str
     with dsl.If(evaluate_task.outputs["auc_micro"] > champion_task.output, name="beats-champion"):
         _setup(register(params=params, frames=frames, pretrained=pretrain_task.outputs["model"],
                         model=train_task.outputs["model"], metrics=evaluate_task.outputs["metrics"],
-                        plots=evaluate_task.outputs["plots"], tracking_uri=mlflow_tracking_uri,
+                        plots=evaluate_task.outputs["plots"], calibration=calibrate_task.outputs["calibration"],
+                        tracking_uri=mlflow_tracking_uri,
                         pipeline_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER),
                cpu="1", memory="4Gi", secrets=(MLFLOW_SECRET, S3_SECRET))
 

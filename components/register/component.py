@@ -8,8 +8,11 @@ from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 @dsl.component(base_image=VAD_CPU_IMAGE, install_kfp_package=False, packages_to_install=[])
 def register(params: dict, frames: Input[Dataset], pretrained: Input[Model], model: Input[Model],
              metrics: Input[Metrics], plots: Input[Artifact], tracking_uri: str, pipeline_run_id: str,
-             registration: Output[Artifact]):
+             registration: Output[Artifact], calibration: Input[Artifact] = None):
     """Run vad.stages.register; `registration` is its JSON summary, also in its metadata.
+
+    `calibration` (of the calibrate task) is packaged with the model, so `vad detect --model models:/...` finds
+    its threshold.
 
     The MLflow run is the pipeline's (the `mlflow_run_id` metadata of `model`, opened by pretrain), completed and
     finished here; a new one when the training tasks ran without MLflow. The model version is tagged with the
@@ -37,7 +40,8 @@ def register(params: dict, frames: Input[Dataset], pretrained: Input[Model], mod
                                 tracking_uri=tracking_uri or None, previous=model.metadata.get(RUN_ID_KEY),
                                 source_uri=frames.metadata.get("dataset_uri"))
     run(parsed, Path(frames.path), Path(pretrained.path), Path(model.path), Path(metrics.path), Path(plots.path),
-        Path(registration.path), tracking=tracking)
+        Path(registration.path), tracking=tracking,
+        calibration_path=Path(calibration.path) if calibration is not None else None)
     summary = json.loads(Path(registration.path).read_text())
     lineage = {"dataset_uri": str(frames.metadata.get("dataset_uri", "")), "kfp_run_id": pipeline_run_id}
     client = MlflowTracker(tracking_uri).client

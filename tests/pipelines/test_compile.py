@@ -34,7 +34,7 @@ def test_vad_image_overrides_the_image_at_compile_time(tmp_path):
     images = {name.removeprefix("exec-"): executor["container"]["image"]
               for name, executor in spec["deploymentSpec"]["executors"].items()}
     assert {task for task, image in images.items() if image.endswith("-cuda")} == {
-        "pretrain", "init-clusters", "train", "score"}
+        "pretrain", "init-clusters", "train", "calibrate", "score"}
     assert set(images.values()) == {"registry.example.com/ml/vad:9.9.9-cuda", "registry.example.com/ml/vad:9.9.9-cpu"}
 
 

@@ -43,3 +43,5 @@ def test_pipeline_runs_locally_from_s3_and_registers_the_champion(s3_bucket, raw
     assert "pretrain_clips_per_s" in run.data.metrics and "train_clips_per_s" in run.data.metrics
     [dataset] = run.inputs.dataset_inputs
     assert dataset.dataset.source_type == "s3" and f"s3://{s3_bucket}/datasets/tiny" in dataset.dataset.source
+    # The calibrate task's threshold travels with the registered model.
+    assert float(champion.tags["threshold"]) > 0

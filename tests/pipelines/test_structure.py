@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-GPU = {"pretrain", "init-clusters", "train", "score"}
+GPU = {"pretrain", "init-clusters", "train", "calibrate", "score"}
 CHAIN = ["extract", "validate", "pretrain", "init-clusters", "train", "score", "evaluate", "condition-1"]
 
 
@@ -35,7 +35,12 @@ def containers(compiled, tasks) -> dict[str, dict]:
 
 def test_dag_runs_the_stages_in_order_and_registers_inside_the_condition(compiled, tasks):
     spec, _ = compiled
-    assert set(spec["root"]["dag"]["tasks"]) == {*CHAIN, "champion"}
+    assert set(spec["root"]["dag"]["tasks"]) == {*CHAIN, "champion", "calibrate"}
+    assert "train" in tasks["calibrate"]["dependentTasks"]  # the threshold of the model just trained
+    # the calibration goes into the condition, and from it to register: packaged with the registered model
+    channel = tasks["register"]["inputs"]["artifacts"]["calibration"]["componentInputArtifact"]
+    assert tasks["condition-1"]["inputs"]["artifacts"][channel]["taskOutputArtifact"] == {
+        "outputArtifactKey": "calibration", "producerTask": "calibrate"}
     for before, after in zip(CHAIN, CHAIN[1:], strict=False):
         assert before in tasks[after].get("dependentTasks", []), f"{after} does not wait for {before}"
     assert "evaluate" in tasks["champion"]["dependentTasks"]  # the champion is read after evaluation, not hours before

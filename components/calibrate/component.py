@@ -1,0 +1,27 @@
+"""Component `calibrate`: the alarm threshold from the held-out tail of each training video (GPU)."""
+
+from components._image import VAD_IMAGE
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+
+
+@dsl.component(base_image=VAD_IMAGE, install_kfp_package=False, packages_to_install=[])
+def calibrate(params: dict, frames: Input[Dataset], model: Input[Model], calibration: Output[Artifact],
+              metrics: Output[Metrics]):
+    """Run vad.stages.calibrate with the trained model; `calibration` is calibration.json (vad.calibration)."""
+    from pathlib import Path
+
+    from vad.config import parse_params
+    from vad.errors import DataLayoutError
+    from vad.stages.calibrate import run
+
+    if not (Path(frames.path) / "manifest.json").is_file():
+        raise DataLayoutError(f"input frames {frames.path} is not a frame store (no manifest.json); "
+                              "connect the frames Dataset of the extract task")
+    if not (Path(model.path) / "checkpoint.pt").is_file():
+        raise DataLayoutError(f"input model {model.path} is not a model (no checkpoint.pt); "
+                              "connect the model output of the train task")
+    result = run(parse_params(params), Path(frames.path), Path(model.path), Path(calibration.path))
+    calibration.metadata.update(result.metrics)
+    for name, value in result.metrics.items():
+        metrics.log_metric(name, value)
