@@ -3,9 +3,10 @@
     vad detect data/raw/test --model models:/vad-synthetic@champion --out detections
     python benchmarks/detect_eval.py --frames data/frames --detections detections [--fps 10]
 
-Prints one JSON line: labelled intervals overlapped by an event (event recall), events overlapping no
-labelled interval (false alarms) and their rate per hour of normal footage, and frame precision/recall of
-`is_anomaly`. Videos are matched by file name (the frame store's `source`).
+Records (docs/benchmarks.jsonl, as every benchmark) the labelled intervals overlapped by an event (event
+recall), the events overlapping no labelled interval (false alarms) and their rate per hour of normal
+footage, and the frame precision and recall of `is_anomaly`. Videos are matched by file name (the frame
+store's `source`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from common import emit  # noqa: E402
 
 from vad.data.base import Split  # noqa: E402
 from vad.data.store import FrameStore  # noqa: E402
@@ -65,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     events = (Path(args.detections) / "events.jsonl").read_text().splitlines()
     fps = args.fps or (json.loads(events[0])["fps"] if events else 25.0)
-    print(json.dumps(evaluate(Path(args.frames), Path(args.detections), fps)))
+    emit(evaluate(Path(args.frames), Path(args.detections), fps))
 
 
 if __name__ == "__main__":

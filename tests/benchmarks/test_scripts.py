@@ -121,3 +121,28 @@ def test_ped2_cpu_script_runs_every_stage_and_fit_reports_the_trivial_predictors
     expected = np.mean(np.concatenate([s.reshape(len(s), -1).mean(1) for s in squared]))
     assert table["train"]["motion_zero"] == pytest.approx(expected, rel=1e-5)
     assert all(value >= 0 for row in table.values() for value in row.values())
+
+
+def test_detect_eval_counts_detected_intervals_and_false_alarms(tmp_path, frame_store):
+    from vad.data.store import FrameStore
+    from vad.plots import abnormal_intervals
+
+    store = FrameStore.open(frame_store)
+    video = next(v for v in store.split("test") if store.labels(v).any() and not store.labels(v).all())
+    labels, name = store.labels(video), Path(video.source).stem
+    (start, end), normal = abnormal_intervals(labels)[0], int(np.flatnonzero(labels == 0)[0])
+    detections = tmp_path / "det"
+    detections.mkdir()
+    events = [{"source": name, "start_frame": end, "end_frame": end + 3, "fps": 10.0},      # overlaps the interval
+              {"source": name, "start_frame": normal, "end_frame": normal, "fps": 10.0}]   # on normal frames only
+    (detections / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    flags = np.zeros(len(labels), int)
+    flags[[start, normal]] = 1  # one true positive, one false positive
+    rows = "".join(f"{name},{i},1,,,,,,{flag}\n" for i, flag in enumerate(flags))
+    (detections / "scores.csv").write_text("video,frame,scored,anomaly,fused,prediction_error,cluster_distance,"
+                                           "anomaly_score,is_anomaly\n" + rows)
+    record = _run("detect_eval.py", "--frames", str(frame_store), "--detections", str(detections), tmp_path=tmp_path)
+    assert record["intervals"] == len(abnormal_intervals(labels)) and record["intervals_detected"] == 1
+    assert record["false_alarms"] == 1 and record["normal_frames"] == int((labels == 0).sum())
+    assert record["false_alarms_per_hour"] == pytest.approx(3600 * 10.0 / record["normal_frames"])
+    assert record["frame_precision"] == 0.5 and record["frame_recall"] == pytest.approx(1 / int(labels.sum()))
