@@ -11,7 +11,6 @@ includes warm-up). Appends one JSON line to docs/benchmarks.jsonl.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
@@ -62,8 +61,7 @@ def main() -> None:
     store = FrameStore.open(args.frames)
     params = params.model_copy(update={"data": params.data.model_copy(
         update={"image_size": store.image_size, "channels": store.channels})})
-    pretrain.run(params, args.frames, work / "pretrain")
-    last = json.loads((work / "pretrain" / "history.json").read_text())[-1]
+    last = pretrain.run(params, args.frames, work / "pretrain").history[-1]  # timings: history.json has none
     device = torch.device("cuda" if torch.cuda.is_available() and params.device != "cpu" else "cpu")
     model = build_model(params.model, params.data).to(device)
     clip = ClipSource.from_split(store, "train", params.data.clip_len, device).batch(torch.arange(1))

@@ -107,7 +107,8 @@ def vad_pipeline(dataset_uri: str, mlflow_tracking_uri: str, dataset_format: str
                             memory="16Gi", gpus=1)
     score_task = _setup(score(params=params, frames=frames, model=train_task.outputs["model"]), cpu="4",
                         memory="16Gi", gpus=1)
-    evaluate_task = _setup(evaluate(frames=frames, scores=score_task.outputs["scores"]), cpu="1", memory="4Gi")
+    evaluate_task = _setup(evaluate(frames=frames, scores=score_task.outputs["scores"], params=params,
+                                    calibration=calibrate_task.outputs["calibration"]), cpu="1", memory="4Gi")
     champion_task = _setup(champion(params=params, frames=frames, tracking_uri=mlflow_tracking_uri)
                            .after(evaluate_task), cpu="0.5", memory="1Gi", secrets=(MLFLOW_SECRET,))
     with dsl.If(evaluate_task.outputs["auc_micro"] > champion_task.output, name="beats-champion"):

@@ -9,8 +9,12 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metri
 
 @dsl.component(base_image=VAD_CPU_IMAGE, install_kfp_package=False, packages_to_install=[])
 def evaluate(frames: Input[Dataset], scores: Input[Dataset], metrics: Output[Metrics], plots: Output[Artifact],
-             roc: Output[ClassificationMetrics], report: Output[HTML]) -> NamedTuple("Outputs", [("auc_micro", float)]):
+             roc: Output[ClassificationMetrics], report: Output[HTML], params: dict = None,
+             calibration: Input[Artifact] = None) -> NamedTuple("Outputs", [("auc_micro", float)]):
     """Run vad.stages.evaluate; `metrics` holds its JSON file, `plots` its plots folder (roc.csv, PNGs).
+
+    With `calibration` (of the calibrate task) the alarms at its threshold are measured too, with the
+    `detect` section of `params`.
 
     Returns the micro AUC as an output parameter, which the pipeline compares with the champion's.
     """
@@ -29,7 +33,12 @@ def evaluate(frames: Input[Dataset], scores: Input[Dataset], metrics: Output[Met
     if not Path(scores.path).is_file():
         raise DataLayoutError(f"input scores {scores.path} is not a scores.csv file; "
                               "connect the scores Dataset of the score task")
-    result = run(Path(frames.path), Path(scores.path), Path(metrics.path), Path(plots.path))
+    from vad.calibration import Calibration
+    from vad.config import parse_params
+
+    detect = parse_params(params).detect if params else None
+    result = run(Path(frames.path), Path(scores.path), Path(metrics.path), Path(plots.path), detect=detect,
+                 calibration=Calibration.load(Path(calibration.path)) if calibration is not None else None)
     for name, value in result.metrics.items():
         metrics.log_metric(name, value)
     with open(Path(plots.path) / "roc.csv", newline="") as handle:  # sklearn's infinite threshold is never logged

@@ -36,8 +36,8 @@ def _params(args: argparse.Namespace, overrides: dict[str, dict[str, Any]] | Non
         source = str(path)
         fields = type(base).model_fields
         unset = [field.alias or name for name, field in fields.items() if (field.alias or name) not in document]
-        if unset:  # a partial file is allowed; say which sections fall back to the defaults
-            log.info("%s sets no %s: their defaults apply (the paper's settings for the method)", path,
+        if unset:  # allowed and documented (README, --params help); DEBUG so that an error stays one line
+            log.debug("%s sets no %s: their defaults apply (the paper's settings for the method)", path,
                      ", ".join(unset))
     elif args.params == "params.yaml":
         # DEBUG: running without a params file is the documented quick start, and errors stay one line
@@ -210,10 +210,14 @@ def cmd_detect(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    from vad.calibration import Calibration
     from vad.stages import evaluate
 
-    with _pipeline_run(args, _params(args), "evaluate"):
-        result = evaluate.run(Path(args.frames), Path(args.scores), Path(args.metrics), Path(args.plots))
+    params = _params(args)
+    calibration = Calibration.load(Path(args.calibration)) if args.calibration else None
+    with _pipeline_run(args, params, "evaluate"):
+        result = evaluate.run(Path(args.frames), Path(args.scores), Path(args.metrics), Path(args.plots),
+                              calibration=calibration, detect=params.detect)
     print(f"micro AUC {result.metrics['auc_micro']:.4f}  macro AUC {result.metrics.get('auc_macro', float('nan')):.4f}")
 
 
@@ -441,6 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--scores", required=True)
     sub.add_argument("--metrics", required=True, help="JSON metrics file to write")
     sub.add_argument("--plots", required=True, help="folder for roc.csv and the score plots")
+    sub.add_argument("--calibration", help="calibration JSON of `vad calibrate`: also measure the alarms at its "
+                                           "threshold (precision, recall, event recall, false alarms per minute)")
     tracked(sub)
 
     sub = command("register", cmd_register, "log the pipeline run to MLflow, register and promote the model")

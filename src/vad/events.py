@@ -15,9 +15,16 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["Event", "EventDetector"]
+import numpy as np
+
+if TYPE_CHECKING:
+    from vad.metrics import VideoScores
+
+__all__ = ["Event", "EventDetector", "alarm_metrics"]
 
 
 @dataclass(frozen=True)
@@ -105,3 +112,38 @@ class EventDetector:
         if start is None or end - start + 1 < self.min_frames:
             return []
         return [Event(self.source, start, end, self._peak[0], float(self._peak[1]), self.threshold, self.fps)]
+
+
+def alarm_metrics(videos: Sequence[VideoScores], threshold: float, *, min_frames: int, merge_gap: int,
+                  fps: float) -> dict[str, float]:
+    """How the alarms of `vad detect` at `threshold` match the labels (raw score a = 1 / fused, causal events).
+
+    Frame precision, recall and F1 of a > threshold over scored frames; event recall: the share of labelled
+    intervals overlapped by an event; false alarms: events that overlap no abnormal frame, per minute of normal
+    footage at `fps`.
+    """
+    from vad.plots import abnormal_intervals
+
+    tp = fp = fn = intervals = detected = false = normal = 0
+    for video in videos:
+        scored = np.asarray(video.scored, bool)
+        labels = np.asarray(video.labels, bool)
+        raw = np.where(scored, 1.0 / np.asarray(video.fused, np.float64), np.nan)
+        alarm = scored & (raw > threshold)
+        tp, fp = tp + int((alarm & labels).sum()), fp + int((alarm & ~labels).sum())
+        fn += int((scored & ~alarm & labels).sum())
+        normal += int((scored & ~labels).sum())
+        detector = EventDetector(threshold, min_frames=min_frames, merge_gap=merge_gap, fps=fps)
+        events = [event for frame, value in enumerate(raw) for event in detector.update(frame, float(value))]
+        events += detector.close()
+        for start, end in abnormal_intervals(labels & scored):
+            intervals += 1
+            detected += any(e.start_frame <= end and e.end_frame >= start for e in events)
+        false += sum(not labels[e.start_frame : e.end_frame + 1].any() for e in events)
+    precision = tp / (tp + fp) if tp + fp else float("nan")
+    recall = tp / (tp + fn) if tp + fn else float("nan")
+    minutes = normal / fps / 60
+    return {"alarm_threshold": threshold, "alarm_frame_precision": precision, "alarm_frame_recall": recall,
+            "alarm_frame_f1": 2 * precision * recall / (precision + recall) if tp else 0.0,
+            "alarm_event_recall": detected / intervals if intervals else float("nan"),
+            "alarm_false_per_minute": false / minutes if minutes else float("nan"), "alarm_false_events": false}

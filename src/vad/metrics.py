@@ -46,6 +46,7 @@ class VideoScores:
         anomaly: (frames,) anomaly score in [0, 1] (1 = most abnormal); ignored where not scored.
         prediction_error: (frames,) mean_p e(p), or None when not available.
         cluster_distance: (frames,) mean_p D_u(p), or None when the K-means head is off.
+        fused: (frames,) raw regularity s = 1 / mean_p(e * D_u), or None when not available.
     """
 
     video_id: str
@@ -54,6 +55,7 @@ class VideoScores:
     anomaly: np.ndarray
     prediction_error: np.ndarray | None = None
     cluster_distance: np.ndarray | None = None
+    fused: np.ndarray | None = None  # raw regularity s (high = normal), no per-video rescaling
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,10 @@ def evaluate(videos: Sequence[VideoScores]) -> Evaluation:
         metrics["auc_prediction"] = frame_auc(all_labels, np.concatenate(prediction))
     if videos and len(cluster) == len(videos):
         metrics["auc_cluster"] = frame_auc(all_labels, np.concatenate(cluster))
+    if videos and all(video.fused is not None for video in videos):
+        # The honest figure for live use: one scale for all videos, as a threshold sees them (no Eq. 14).
+        raw = np.concatenate([1.0 / np.asarray(v.fused, np.float64)[np.asarray(v.scored, bool)] for v in videos])
+        metrics["auc_raw_pooled"] = frame_auc(all_labels, raw)
     metrics.update(frames_scored=int(all_labels.size), frames_abnormal=int(all_labels.sum()),
                    videos=len(videos), videos_macro=len(defined))
     return Evaluation(metrics=metrics, per_video_auc=per_video, labels=all_labels, scores=all_scores)
@@ -234,3 +240,4 @@ def _columns(path: Path, video: str, rows: list[tuple]) -> dict[str, np.ndarray]
         raise DataError(f"{path}: video '{video}' has cluster_distance on some scored frames only; "
                         "re-run `vad score`")
     return columns
+

@@ -40,7 +40,7 @@ def test_register_passes_every_artifact_and_tags_the_version_with_its_lineage(re
     [(args, kwargs)] = recorder.calls
     assert args == (parse_params(make_document()), *(Path(inputs[k].path) for k in
                     ("frames", "pretrained", "model", "metrics", "plots")), Path(registration.path))
-    assert kwargs == {"tracking": fake_run}
+    assert kwargs == {"tracking": fake_run, "calibration_path": None}
     [opened] = fake_run.opened
     assert opened["previous"] == "run-1" and opened["tracking_uri"] == "http://mlflow"
     assert tags == [("vad-tiny", "2", "dataset_uri", "s3://bucket/ped2"), ("vad-tiny", "2", "kfp_run_id", "run-42")]

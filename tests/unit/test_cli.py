@@ -105,7 +105,7 @@ def test_help_speaks_to_users_and_shows_how_to_start():
 def test_a_partial_params_file_says_which_sections_take_their_defaults(frame_store, tmp_path):
     (tmp_path / "partial.yaml").write_text("data:\n  image_size: [32, 32]\n  channels: 1\n")
     result = vad("validate", "--params", "partial.yaml", "--frames", str(frame_store), "--report", "r.json",
-                 cwd=tmp_path)
+                 "--log-level", "DEBUG", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     [line] = [line for line in result.stderr.splitlines() if "their defaults apply" in line]
     assert "partial.yaml sets no seed, device, synth, model" in line and " data" not in line

@@ -44,3 +44,21 @@ def test_unscored_frames_count_as_below_and_the_threshold_is_strict():
 def test_bad_options_are_refused():
     with pytest.raises(ValueError):
         EventDetector(1.0, min_frames=0)
+
+
+def test_alarm_metrics_on_a_known_video():
+    import numpy as np
+
+    from vad.events import alarm_metrics
+    from vad.metrics import VideoScores
+
+    raw = np.array([0, 0, 1, 1, 1, 5, 5, 5, 1, 5], float)
+    labels = np.array([0, 0, 0, 0, 0, 1, 1, 1, 0, 0], np.uint8)
+    scored = np.arange(10) >= 2
+    video = VideoScores("v", labels, scored, anomaly=np.zeros(10), fused=np.where(scored, 1 / np.maximum(raw, 1e-9), 1))
+    got = alarm_metrics([video], 2.0, min_frames=1, merge_gap=0, fps=1.0)
+    # alarms at frames 5, 6, 7 (abnormal) and 9 (normal): one event per burst, the second a false alarm
+    assert got["alarm_frame_precision"] == 0.75 and got["alarm_frame_recall"] == 1.0
+    assert got["alarm_frame_f1"] == pytest.approx(2 * 0.75 / 1.75)
+    assert got["alarm_event_recall"] == 1.0 and got["alarm_false_events"] == 1
+    assert got["alarm_false_per_minute"] == pytest.approx(1 / (5 / 60))  # 5 normal scored frames at 1 frame/s

@@ -177,3 +177,18 @@ def test_read_scores_rejects_a_repeated_frame(tmp_path):
 def test_read_scores_raises_layout_error_when_missing(tmp_path):
     with pytest.raises(DataLayoutError, match="vad score"):
         read_scores(tmp_path / "scores.csv")
+
+
+def test_the_raw_pooled_auc_keeps_one_scale_across_videos():
+    import numpy as np
+
+    from vad.metrics import VideoScores, evaluate
+
+    # Each video alone is perfectly ranked, but video b's normal frames score above video a's abnormal ones:
+    # per-video min-max hides that (micro AUC 1), the raw pooled AUC does not.
+    labels = np.array([0, 0, 1, 1], np.uint8)
+    scored = np.ones(4, bool)
+    a = VideoScores("a", labels, scored, anomaly=np.array([0, 0, 1, 1.0]), fused=1 / np.array([1, 1, 2, 2.0]))
+    b = VideoScores("b", labels, scored, anomaly=np.array([0, 0, 1, 1.0]), fused=1 / np.array([3, 3, 4, 4.0]))
+    metrics = evaluate([a, b]).metrics
+    assert metrics["auc_micro"] == 1.0 and metrics["auc_raw_pooled"] == 0.75

@@ -24,9 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from vad.atomic import atomic_dir, atomic_write_text
+from vad.calibration import Calibration
+from vad.config import DetectParams
 from vad.data.base import Split
 from vad.data.store import FrameStore, VideoEntry
 from vad.errors import DataError
+from vad.events import alarm_metrics
 from vad.metrics import Evaluation, VideoScores, evaluate, read_scores, roc_curve
 from vad.stages import StageResult
 
@@ -35,8 +38,13 @@ __all__ = ["run"]
 log = logging.getLogger(__name__)
 
 
-def run(frames_dir: Path, scores_csv: Path, metrics_path: Path, plots_dir: Path) -> StageResult:
+def run(frames_dir: Path, scores_csv: Path, metrics_path: Path, plots_dir: Path, *,
+        calibration: Calibration | None = None, detect: DetectParams | None = None) -> StageResult:
     """Evaluate the test scores in `scores_csv` against the labels of the frame store in `frames_dir`.
+
+    Besides the paper's per-video-normalised AUCs: `auc_raw_pooled` (the raw score on one scale for every
+    video, as a live threshold sees it) and, with a `calibration`, the alarms at its threshold for
+    `detect.false_alarms_per_hour` at `detect.fps` (`vad.metrics.alarm_metrics`).
 
     Every check runs before anything is written; `metrics_path` and `plots_dir` are replaced atomically.
 
@@ -53,7 +61,13 @@ def run(frames_dir: Path, scores_csv: Path, metrics_path: Path, plots_dir: Path)
             f"only ({evaluation.metrics['frames_abnormal']} abnormal); frame AUC is undefined; "
             "the test labels need both normal and abnormal frames"
         )
-    metrics = _finite_scalars(evaluation.metrics)
+    measured = dict(evaluation.metrics)
+    if calibration is not None:
+        detect = detect or DetectParams()
+        measured |= alarm_metrics(videos, calibration.threshold_for(detect.false_alarms_per_hour, detect.fps),
+                                  min_frames=detect.min_event_frames, merge_gap=detect.merge_gap_frames,
+                                  fps=detect.fps)
+    metrics = _finite_scalars(measured)
     # Per video too, so that a regression on one video shows (a video of one class has no AUC).
     metrics.update({f"auc_video_{_metric_safe(video_id)}": round(auc, 6)
                     for video_id, auc in evaluation.per_video_auc.items() if not math.isnan(auc)})
@@ -114,7 +128,7 @@ def _one_video(store: FrameStore, video: VideoEntry, columns: dict[str, np.ndarr
     return VideoScores(
         video_id=video.id, labels=labels.astype(np.uint8), scored=columns["scored"],
         anomaly=columns["anomaly"], prediction_error=columns["prediction_error"],
-        cluster_distance=None if np.isnan(cluster[columns["scored"]]).all() else cluster,
+        cluster_distance=None if np.isnan(cluster[columns["scored"]]).all() else cluster, fused=columns["fused"],
     )
 
 
