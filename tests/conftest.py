@@ -33,6 +33,7 @@ TINY = {
     "init_clusters": {"sample_clips": 16, "max_vectors": 2000, "batch_size": 8},
     "train": {"epochs": 1, "batch_size": 8, "lr": 1e-3, "lr_milestones": [1], "center_lr": 1e-4},
     "score": {"batch_size": 16},
+    "detect": {"holdout_share": 0.1, "fps": 10.0},  # the tiny synthetic videos' rate
     "register": {"experiment": "tests"},
 }
 

@@ -491,6 +491,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(args.log_level)
     if not args.debug:  # urllib3 logs each retry; the error that ends them is the one line the user needs
         logging.getLogger("urllib3").setLevel(logging.ERROR)
+    # MLflow sets up its own INFO handler when imported (database migrations, "Created version ..."): the
+    # same rule, its warnings only, unless the user set its level or asked for DEBUG.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "DEBUG" if args.log_level == "DEBUG" else "WARNING")
     # SIGTERM (kill, a Kubernetes pod stopped) unwinds like Ctrl-C: temporary files go, the MLflow run is marked.
     previous = _on_sigterm(_terminated)
     try:

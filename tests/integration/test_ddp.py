@@ -21,6 +21,7 @@ from vad.data.clips import ClipSource
 from vad.data.store import FrameStore
 from vad.distributed import Distributed, torchrun_env
 from vad.errors import ConfigError
+from vad.training import persistent
 
 # Runs each job's CLI command in this process, saving the model after `fit` as <dump>.rank<RANK>.pt.
 WORKER = '''
@@ -106,7 +107,9 @@ def test_ranks_end_identical_and_rank0_writes_the_checkpoint(runs, network):
         for name, tensor in zero["model"].items():  # parameters, centers and BatchNorm statistics alike
             assert torch.equal(one["model"][name], tensor), (stage, name)
             assert torch.equal(checkpoint["model"][name], tensor), (stage, name)
-        assert json.loads((runs[network] / "ddp" / stage / "history.json").read_text()) == zero["history"]
+        # history.json keeps the losses, not the timings (the same on every machine: DVC hashes it)
+        written = json.loads((runs[network] / "ddp" / stage / "history.json").read_text())
+        assert written == persistent(zero["history"])
 
 
 def test_without_batchnorm_two_processes_train_as_one(runs, make_params, frame_store):
