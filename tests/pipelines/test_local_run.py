@@ -24,7 +24,10 @@ def test_pipeline_runs_locally_from_s3_and_registers_the_champion(s3_bucket, raw
     upload(s3_bucket, "datasets/tiny", raw_dataset)
     # train_gpus=2: the train task runs torchrun with two processes (gloo on this CPU-only machine).
     root = run_local(f"s3://{s3_bucket}/datasets/tiny", mlflow_tracking_uri=mlflow_server,
-                     preset=make_document(), dataset_format="videos", model_name="vad-kfp-local",
+                     # its own experiment: MLflow keeps one dataset per (experiment, name, digest), and other
+                     # tests log the same tiny frames from a local folder
+                     preset=make_document(register={"experiment": "kfp-local"}), dataset_format="videos",
+                     model_name="vad-kfp-local",
                      pipeline_root=tmp_path / "root", train_gpus=2)
     assert "2 processes (DDP)" in "".join(capfd.readouterr())
 
