@@ -98,6 +98,32 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def start_server(command: list[str], ready_url: str, log_path: Path, env: dict | None = None,
+                 timeout: float = 120) -> subprocess.Popen:
+    """Start `command` (a server), logging to `log_path`, and wait until `ready_url` answers."""
+    with open(log_path, "w") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=log_path.parent)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(ready_url, timeout=2).close()
+            return process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                tail = log_path.read_text()[-3000:]
+                raise RuntimeError(f"{command[0]} {command[1]} did not start:\n{tail}") from None
+            time.sleep(0.5)
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` (sqlite backend, local artifacts) on 127.0.0.1; yields its URI."""
@@ -105,32 +131,13 @@ def mlflow_server(tmp_path_factory):
     port = free_port()
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
-    log = open(root / "server.log", "w")
-    process = subprocess.Popen(
+    uri = f"http://127.0.0.1:{port}"
+    process = start_server(
         [mlflow, "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
          "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{uri}/health", timeout=2).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                tail = (root / "server.log").read_text()[-3000:]
-                raise RuntimeError(f"mlflow server did not start:\n{tail}") from None
-            time.sleep(0.5)
+         "--workers", "1"], f"{uri}/health", root / "server.log", env, timeout=90)
     yield uri
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    stop_server(process)
 
 
 @pytest.fixture(scope="session")

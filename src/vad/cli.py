@@ -195,7 +195,7 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
           f"normal frames")
 
 
-def cmd_detect(args: argparse.Namespace) -> None:
+def cmd_detect(args: argparse.Namespace) -> int:
     from vad.model_source import model_folder
     from vad.stages import detect
 
@@ -204,9 +204,13 @@ def cmd_detect(args: argparse.Namespace) -> None:
     with model_folder(args.model) as folder:
         result = detect.run(params, args.source, folder, Path(args.out), threshold=args.threshold,
                             calibration_path=Path(args.calibration) if args.calibration else None,
-                            on_event=lambda event: print(event.to_json(), flush=True))
+                            on_event=lambda event: print(event.to_json(), flush=True),
+                            progress=sys.stderr.isatty(), overlay=Path(args.overlay) if args.overlay else None)
     log.info("%d event(s) in %d frames; per-frame scores and events in %s", int(result.metrics["events"]),
              int(result.metrics["frames"]), args.out)
+    # Stopped by a signal: the outputs are complete, and the exit status says how it ended, as for any command.
+    signal_number = int(result.metrics["stopped_by_signal"])
+    return 128 + signal_number if signal_number else 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -428,8 +432,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--device")
     tracked(sub)
 
-    sub = command("detect", cmd_detect, "raise alarms on video files: events as JSON lines, per-frame scores")
-    sub.add_argument("source", nargs="+", help="video files or folders of videos")
+    sub = command("detect", cmd_detect, "raise alarms on footage: events as JSON lines, per-frame scores")
+    sub.add_argument("source", nargs="+", help="video files, folders of videos, camera indices (0) or stream URLs "
+                                               "(rtsp://..., http://.../stream.mjpg); Ctrl-C or SIGTERM stops "
+                                               "cleanly, outputs complete")
     sub.add_argument("--model", required=True, help="output folder of `vad train` or an MLflow model URI "
                                                     "(models:/vad-synthetic@champion)")
     sub.add_argument("--out", default="detections", help="folder for scores.csv and events.jsonl "
@@ -438,6 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--threshold", type=float, help="raw anomaly score above which a frame is abnormal "
                                                      "(default: from the calibration)")
     sub.add_argument("--false-alarms-per-hour", type=float, help="false-alarm budget (default: params.yaml)")
+    sub.add_argument("--overlay", metavar="OUT.mp4", help="also write a video of each frame with its anomaly "
+                                                          "heatmap, score timeline and alarm mark")
     sub.add_argument("--device")
 
     sub = command("evaluate", cmd_evaluate, "frame-level AUC, ROC curve and score plots")
@@ -497,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (kill, a Kubernetes pod stopped) unwinds like Ctrl-C: temporary files go, the MLflow run is marked.
     previous = _on_sigterm(_terminated)
     try:
-        args.handler(args)
+        code = args.handler(args)
     except VadError as error:
         if args.debug:
             raise
@@ -516,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         _on_sigterm(previous)
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def _on_sigterm(handler: Any) -> Any:

@@ -69,21 +69,36 @@ class DataParams(_Section):
     image_size: tuple[Annotated[int, Field(ge=16, le=4096)], Annotated[int, Field(ge=16, le=4096)]] = (256, 256)
     channels: Annotated[int, Field()] = 3
     clip_len: Annotated[int, Field(ge=2, le=32)] = 5
+    # The network's window: None, the whole frame; [h, w], training on random h x w crops of the frames and
+    # scoring every frame tile by tile (docs/ped2.md, "Tiles"). Frame sides must be multiples of it.
+    tile: tuple[Annotated[int, Field(ge=16, le=4096)], Annotated[int, Field(ge=16, le=4096)]] | None = None
 
-    @field_validator("image_size", mode="before")
+    @field_validator("image_size", "tile", mode="before")
     @classmethod
     def _square(cls, value: Any) -> Any:
-        return (value, value) if isinstance(value, int) else value
+        return (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
 
-    @field_validator("image_size")
+    @field_validator("image_size", "tile")
     @classmethod
-    def _multiple(cls, value: tuple[int, int]) -> tuple[int, int]:
-        if any(side % _SIZE_MULTIPLE for side in value):
+    def _multiple(cls, value: tuple[int, int] | None, info: ValidationInfo) -> tuple[int, int] | None:
+        if value is not None and any(side % _SIZE_MULTIPLE for side in value):
             raise ValueError(
-                f"image size {list(value)} is not a multiple of {_SIZE_MULTIPLE} per side, which the network "
-                f"needs (three stride-2 blocks and a size/16 attention grid); use e.g. 64, 128 or 256"
+                f"{info.field_name.replace('_', ' ')} {list(value)} is not a multiple of {_SIZE_MULTIPLE} per side, "
+                f"which the network needs (three stride-2 blocks and a size/16 attention grid); use e.g. 64, 128 or 256"
             )
         return value
+
+    @model_validator(mode="after")
+    def _tiles_the_frame(self) -> DataParams:
+        if self.tile is not None and any(side % tile for side, tile in zip(self.image_size, self.tile, strict=True)):
+            raise ValueError(f"tile {list(self.tile)} does not tile image_size {list(self.image_size)}: each side of "
+                             "the frame must be a whole multiple of the tile's (e.g. 256 and 128)")
+        return self
+
+    @property
+    def window(self) -> tuple[int, int]:
+        """What the network sees at once: the tile, or the whole frame."""
+        return self.tile or self.image_size
 
     @field_validator("channels")
     @classmethod
@@ -220,6 +235,11 @@ class DetectParams(_Section):
     fps: Annotated[float, Field(gt=0)] = 25.0  # frame rate assumed where the footage does not tell its own
     min_event_frames: Annotated[int, Field(ge=1)] = 3  # shorter bursts above the threshold raise no alarm
     merge_gap_frames: Annotated[int, Field(ge=0)] = 5  # bursts this close are one event
+    # A live source (camera, stream URL) that cannot be opened or drops is reopened this many times in a row,
+    # waiting 0.5 s, 1 s, 2 s, ... (at most reconnect_max_delay_s) in between, before detection gives up.
+    reconnect_attempts: Annotated[int, Field(ge=0, le=1000)] = 5
+    reconnect_max_delay_s: Annotated[float, Field(gt=0, le=600)] = 8.0
+    stream_timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0  # opening, or waiting for one frame
 
 
 class RegisterParams(_Section):

@@ -244,12 +244,26 @@ def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=generator)
 
 
+def _epoch_corners(n: int, frame: tuple[int, int], crop: tuple[int, int], seed: int, epoch: int) -> torch.Tensor:
+    # Like the order: a function of (seed, epoch) and the clip's number, the same resumed, sharded or not.
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch + 2**40)
+    return torch.stack([torch.randint(0, side - size + 1, (n,), generator=generator)
+                        for side, size in zip(frame, crop, strict=True)], dim=1)
+
+
+def crop_clips(batch: torch.Tensor, corners: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Clip i of (B, T, C, H, W) `batch` cut to the `size` window whose top-left corner is `corners[i]`."""
+    (h, w), rows = size, corners.tolist()
+    return torch.stack([clip[..., top : top + h, left : left + w]
+                        for clip, (top, left) in zip(batch, rows, strict=True)])
+
+
 def fit(model: torch.nn.Module, clips: ClipSource, step: StepFn, *, epochs: int, batch_size: int, seed: int,
         checkpoint_path: Path, key: str, optimizers: dict[str, torch.optim.Optimizer],
         schedulers: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
         name: str = "train", progress: bool = False, dist: Distributed = SINGLE,
         max_clips: int | None = None, on_epoch: Callable[[dict[str, float]], None] | None = None,
-        ) -> list[dict[str, float]]:
+        crop: tuple[int, int] | None = None) -> list[dict[str, float]]:
     """Run `epochs` epochs of `step` over shuffled batches, checkpointing atomically after each epoch.
 
     An unfinished checkpoint at `checkpoint_path` written with the same `key` is resumed from its last epoch.
@@ -262,6 +276,7 @@ def fit(model: torch.nn.Module, clips: ClipSource, step: StepFn, *, epochs: int,
 
     `max_clips` caps the clips of each epoch (the first ones of its shuffled order), for time-boxed runs.
     `on_epoch` is called on rank 0 with each epoch's record once its checkpoint is written (live tracking).
+    `crop` (h, w): each clip of an epoch is cut to a random h x w window of its frames (`data.tile`).
 
     Returns:
         One dict per epoch: mean of each loss, clips/s, seconds, and `data_wait_share`: the share of
@@ -305,15 +320,19 @@ def fit(model: torch.nn.Module, clips: ClipSource, step: StepFn, *, epochs: int,
         began = time.perf_counter()
         shards = [dist.shard(order[first : first + batch_size]) for first in range(0, len(order), batch_size)]
         batches = clips.iter_batches([indices for indices, _ in shards])  # host-held frames: read ahead
-        weights_of_steps = [weight for _, weight in shards]
+        frame = clips.frame_size
+        cropping = crop is not None and tuple(crop) != frame
+        corners = _epoch_corners(len(clips), frame, crop, seed, epoch) if cropping else None
+        steps = [(weight, indices.cpu() if cropping else None) for indices, weight in shards]
         if progress and dist.is_main:
             from tqdm import tqdm
 
-            weights_of_steps = tqdm(weights_of_steps, desc=f"{name} {epoch + 1}/{epochs}", leave=False,
-                                    unit="batch")
-        for weight in weights_of_steps:
+            steps = tqdm(steps, desc=f"{name} {epoch + 1}/{epochs}", leave=False, unit="batch")
+        for weight, indices in steps:
             clock.mark()
             batch = next(batches)
+            if corners is not None:
+                batch = crop_clips(batch, corners[indices], crop)
             clock.mark()
             losses = step(batch, weight * dist.world_size)
             clock.mark()

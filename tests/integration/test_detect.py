@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 from tests.conftest import tiny_document
@@ -124,3 +125,26 @@ def test_the_champion_detects_from_its_uri_in_a_folder_without_params(trained, p
 
     version = mlflow.MlflowClient(mlflow_server).get_model_version_by_alias("vad-detect-test", "champion")
     assert float(version.tags["threshold"]) == pytest.approx(Calibration.load(calibration).threshold)
+
+
+def test_the_overlay_video_has_one_frame_per_input_frame_with_the_alarm_marked(trained, raw_dataset, tmp_path):
+    import cv2
+
+    video = sorted((raw_dataset / "test").iterdir())[0]
+    result = vad("detect", str(video), "--model", str(trained["train"]), "--threshold", "0", "--out",
+                 str(tmp_path / "out"), "--overlay", str(tmp_path / "overlay.mp4"), "--params", _params_file(tmp_path))
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "out" / "scores.csv").open()))
+    capture = cv2.VideoCapture(str(tmp_path / "overlay.mp4"))
+    frames = []
+    while (read := capture.read())[0]:
+        frames.append(read[1])
+    assert len(frames) == len(rows) == int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    size = tiny_document()["data"]["image_size"][0]
+    scale = -(-240 // size)
+    assert frames[0].shape == (size * scale + 64, size * scale, 3)
+    # threshold 0: every scored frame is an alarm, framed in red; the first T-1 frames are not scored
+    blue, green, red_ = (np.stack([frame[2, size * scale // 2] for frame in frames]).astype(int).T)
+    red = list((red_ > 200) & (green < 80) & (blue < 80))  # the heat colours never reach this red
+    assert red == [row["is_anomaly"] == "1" for row in rows]
+    assert not list(tmp_path.glob("*.partial.mp4"))

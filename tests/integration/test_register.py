@@ -79,11 +79,18 @@ def test_champion_model_scores_clips(mlflow_server, make_params, workspace):
     frames = np.asarray(store.frames(store.split("test")[0]))
     clips = np.stack([frames[i : i + 5] for i in range(6)])
     scores = model.predict(clips)
-    assert list(scores.columns) == ["fused", "prediction_error", "cluster_distance"] and len(scores) == 6
-    assert np.isfinite(scores.to_numpy()).all() and (scores["fused"] > 0).all()
+    assert list(scores.columns) == ["sequence", "frame", "fused", "prediction_error", "cluster_distance",
+                                    "anomaly_score"] and len(scores) == 6  # registered without a calibration
+    assert list(scores["sequence"]) == list(range(6)) and set(scores["frame"]) == {4}
+    assert np.isfinite(scores.to_numpy(dtype=float)).all() and (scores["fused"] > 0).all()
+    np.testing.assert_allclose(scores["anomaly_score"], 1 / scores["fused"])
+    # the frames themselves: the model windows them, one row per clip, the same scores
+    windowed = model.predict(frames[None, :10])
+    assert list(windowed["frame"]) == list(range(4, 10))
+    np.testing.assert_allclose(windowed["fused"], scores["fused"], rtol=1e-5)  # batch rounding only
     inputs = model.metadata.get_input_schema().inputs[0]
-    assert inputs.type == np.dtype("uint8") and tuple(inputs.shape) == (-1, 5, 32, 32, 1)
-    with pytest.raises(Exception, match="shape"):
+    assert inputs.type == np.dtype("uint8") and tuple(inputs.shape) == (-1, -1, -1, -1, -1)
+    with pytest.raises(Exception, match="L >= 5 frames per sequence"):
         model.predict(clips[:, :4])
 
 

@@ -80,6 +80,7 @@ class ClipSource:
         self.device = torch.device(device)
         self.clip_len = clip_len
         height, width = store.image_size
+        self.frame_size = (height, width)
         # frames [first, end) of each video; a clip is taken only if all its frames lie in its video's span
         spans = spans if spans is not None else [(0, video.frames) for video in videos]
         lengths = [end - first for first, end in spans]

@@ -127,16 +127,41 @@ class Outputs:
     r: torch.Tensor
 
 
+def _to_tiles(x: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
+    """(B, ..., H, W) -> (B * nh * nw, ..., th, tw): each frame cut into tiles, row by row."""
+    (batch, *middle, height, width), (th, tw) = x.shape, tile
+    nh, nw = height // th, width // tw
+    x = x.reshape(batch, *middle, nh, th, nw, tw)
+    k = len(middle)
+    x = x.permute(0, k + 1, k + 3, *range(1, k + 1), k + 2, k + 4)  # (B, nh, nw, ..., th, tw)
+    return x.reshape(batch * nh * nw, *middle, th, tw)
+
+
+def _from_tiles(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Inverse of `_to_tiles` for a (B * nh * nw, C, th, tw) tensor and grid (nh, nw): (B, C, nh*th, nw*tw)."""
+    (tiles, channels, th, tw), (nh, nw) = x.shape, grid
+    x = x.reshape(tiles // (nh * nw), nh, nw, channels, th, tw).permute(0, 3, 1, 4, 2, 5)
+    return x.reshape(tiles // (nh * nw), channels, nh * th, nw * tw)
+
+
 class TwoStreamAE(nn.Module):
-    """Spatial AE + motion AE + deep K-means head, with the paper's ablation switches."""
+    """Spatial AE + motion AE + deep K-means head, with the paper's ablation switches.
+
+    With `tile`, the network is built for tiles of that size (the attention grid is tile / 16): a clip as
+    large as a tile goes through as it is (training takes random crops of that size), a larger one is cut
+    into tiles that go through as one batch, and every output is stitched back to the clip's frame size.
+    """
 
     def __init__(self, *, channels: int, clip_len: int, image_size: tuple[int, int], width: int,
                  appearance: bool = True, motion: bool = True, attention: bool = True,
-                 clusters: int = 32, alpha: float = 25.0, motion_decoder: str = "authors") -> None:
+                 clusters: int = 32, alpha: float = 25.0, motion_decoder: str = "authors",
+                 tile: tuple[int, int] | None = None) -> None:
         super().__init__()
         if not (appearance or motion):
             raise ValueError("at least one stream is needed")
-        grid = (image_size[0] // 16, image_size[1] // 16) if attention else None
+        self.tile = tuple(tile) if tile is not None else None
+        window = self.tile or image_size
+        grid = (window[0] // 16, window[1] // 16) if attention else None
         self.clip_len = clip_len
         self.spatial = SpatialAE(channels, width) if appearance else None
         self.motion = MotionAE(channels, width, clip_len - 1, grid, motion_decoder) if motion else None
@@ -145,6 +170,18 @@ class TwoStreamAE(nn.Module):
 
     def forward(self, clip: torch.Tensor) -> Outputs:
         """clip: (B, T, C, H, W) floats in [0, 1]."""
+        size = tuple(clip.shape[-2:])
+        if self.tile is None or size == self.tile:
+            return self._forward(clip)
+        if any(side % tile for side, tile in zip(size, self.tile, strict=True)):
+            raise ValueError(f"frames of {size[0]}x{size[1]} are not a whole number of {self.tile[0]}x{self.tile[1]} "
+                             "tiles")
+        grid = (size[0] // self.tile[0], size[1] // self.tile[1])
+        tiled = self._forward(_to_tiles(clip, self.tile))
+        return Outputs(**{name: None if value is None else _from_tiles(value, grid)
+                          for name, value in vars(tiled).items()})
+
+    def _forward(self, clip: torch.Tensor) -> Outputs:
         f0, last = clip[:, 0], clip[:, -1]
         d = last - f0
         f0_hat = z_a = d_hat = z_m = None

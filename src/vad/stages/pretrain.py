@@ -68,7 +68,8 @@ def run(params: Params, frames_dir: Path, out_dir: Path, *, progress: bool = Fal
                       optimizers={"ae": optimizer}, extra={"config": model_config(params)},
                       name="pretrain", progress=progress, dist=runtime.dist,
                       max_clips=params.pretrain.max_clips_per_epoch,
-                      on_epoch=tracking and (lambda record: tracking.log_epoch("pretrain", record)))
+                      on_epoch=tracking and (lambda record: tracking.log_epoch("pretrain", record)),
+                      crop=params.data.tile)
         if runtime.is_main:
             atomic_write_text(out_dir / "history.json", json.dumps(persistent(history), indent=1) + "\n")
         runtime.dist.barrier()

@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +31,18 @@ def _example_clips(store: FrameStore, clip_len: int, count: int = 2) -> np.ndarr
     video = (store.split(Split.TEST) or store.split(Split.TRAIN))[0]
     frames = store.frames(video)
     return np.stack([np.asarray(frames[i : i + clip_len]) for i in range(count)])
+
+
+def _signature(example: np.ndarray, output) -> Any:
+    """Any number of sequences of any length, size and colour mode (the model conforms them), uint8."""
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    from vad.serving import REQUEST_PARAMS
+
+    inferred = infer_signature(example, output, params=REQUEST_PARAMS)
+    return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1, -1, -1))]),
+                          outputs=inferred.outputs, params=inferred.params)
 
 
 def run(params: Params, frames_dir: Path, pretrain_dir: Path, model_dir: Path, metrics_path: Path,
@@ -69,7 +82,6 @@ def run(params: Params, frames_dir: Path, pretrain_dir: Path, model_dir: Path, m
     mlflow, client, name = tracker.mlflow, tracking.client, params.model_name
     from mlflow.entities import Metric
     from mlflow.exceptions import MlflowException
-    from mlflow.models import infer_signature
 
     keep = f"the trained model in {model_dir} is kept, re-run `vad register`"
     try:
@@ -90,13 +102,13 @@ def run(params: Params, frames_dir: Path, pretrain_dir: Path, model_dir: Path, m
                 if path.is_file():
                     client.log_artifact(run_id, str(path), "pipeline")
             example = _example_clips(store, params.data.clip_len)
-            scorer = ClipScorer()
-            scorer.load_context(SimpleNamespace(artifacts={"checkpoint": str(model_dir / CHECKPOINT)}))
-            signature = infer_signature(example, scorer.predict(None, example))
-            package = Path(__file__).resolve().parents[1]
             model_artifacts = {"checkpoint": str(model_dir / CHECKPOINT)}
             if calibration is not None:
                 model_artifacts["calibration"] = str(calibration_path)
+            scorer = ClipScorer()
+            scorer.load_context(SimpleNamespace(artifacts=model_artifacts))
+            signature = _signature(example, scorer.predict(None, example))
+            package = Path(__file__).resolve().parents[1]
             with mlflow.start_run(run_id=run_id):  # log_model takes the active run; FINISHED by finish() below
                 info = mlflow.pyfunc.log_model(
                     name="model", python_model=str(package / "serving_model.py"),  # models from code: no pickle

@@ -87,7 +87,8 @@ def run(params: Params, frames_dir: Path, init_dir: Path, out_dir: Path, *, prog
                       optimizers={"ae": ae_optimizer, "centers": center_optimizer}, schedulers={"ae": scheduler},
                       extra={"config": model_config(params), "device": device_name(device)}, name="train",
                       progress=progress, dist=runtime.dist, max_clips=tp.max_clips_per_epoch,
-                      on_epoch=tracking and (lambda record: tracking.log_epoch("train", record)))
+                      on_epoch=tracking and (lambda record: tracking.log_epoch("train", record)),
+                      crop=params.data.tile)
         if runtime.is_main:
             atomic_write_text(out_dir / "history.json", json.dumps(persistent(history), indent=1) + "\n")
         runtime.dist.barrier()

@@ -1,0 +1,51 @@
+"""`stream_scores`: causal per-frame scores, the offline scorer's frame for frame, whatever the batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from vad.config import DataParams, ModelParams
+from vad.models import build_model
+from vad.scoring import stream_scores
+from vad.stages.score import score_frames
+
+
+def _model():
+    torch.manual_seed(0)
+    model = build_model(ModelParams(width=4, clusters=4), DataParams(image_size=(32, 32), channels=1)).eval()
+    torch.nn.init.normal_(model.kmeans.centers, std=0.1)
+    return model
+
+
+def _frames(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (32, 32, 1), dtype=np.uint8) for _ in range(n)]
+
+
+def test_frame_by_frame_scores_equal_the_offline_batched_scores():
+    model, frames = _model(), _frames(23)
+    seen, offline = score_frames(model, iter(frames), 5, 8, True, torch.device("cpu"))
+    for batch in (1, 3, 64):
+        streamed = list(stream_scores(model, iter(frames), 5, batch, True, torch.device("cpu")))
+        assert [number for number, _ in streamed] == list(range(4, 23))  # frame t ends the clip t-4..t
+        for name, column in offline.items():
+            # the same clips through the same network in batches of other sizes: float32 rounding only
+            np.testing.assert_allclose([values[name] for _, values in streamed], column, rtol=1e-5)
+
+
+def test_a_gap_starts_a_new_run_of_frames():
+    model, frames = _model(), _frames(16)
+    streamed = list(stream_scores(model, [*frames[:7], None, *frames[7:]], 5, 1, True, torch.device("cpu")))
+    # frames 0-6 end clips at 4..6; after the gap, frames 7..15 end clips at 11..15 only
+    assert [number for number, _ in streamed] == [4, 5, 6, 11, 12, 13, 14, 15]
+    after = dict(stream_scores(model, iter(frames[7:]), 5, 1, True, torch.device("cpu")))
+    for number, values in streamed[3:]:
+        assert values["fused"] == after[number - 7]["fused"]  # nothing from before the gap enters a clip
+
+
+def test_the_score_of_a_frame_does_not_depend_on_later_frames():
+    model, frames = _model(), _frames(20)
+    full = dict(stream_scores(model, iter(frames), 5, 1, True, torch.device("cpu")))
+    cut = dict(stream_scores(model, iter(frames[:12]), 5, 1, True, torch.device("cpu")))
+    assert all(cut[t]["fused"] == full[t]["fused"] for t in cut)
