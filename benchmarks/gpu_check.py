@@ -38,8 +38,9 @@ from vad.config import load_params
 from vad.data.base import Split
 from vad.data.clips import ClipSource
 from vad.data.store import FrameStore
-from vad.metrics import VideoScores, evaluate, read_scores
+from vad.metrics import VideoScores, evaluate  # noqa: E402
 from vad.models import build_model, load_trained
+from vad.scores_csv import read_scores  # noqa: E402
 from vad.stages import extract, init_clusters, pretrain, score, train
 from vad.training import device_name, resolve_runtime, select_device
 

@@ -26,7 +26,7 @@ from vad.data.clips import ClipSource
 from vad.data.decode import iter_frames, prefetch
 from vad.data.store import FrameStore
 from vad.models import build_model
-from vad.stages.score import score_frames, score_store
+from vad.scoring import score_frames, score_store
 
 
 def main() -> None:

@@ -11,28 +11,19 @@ Unscored frames (the first T-1 of a video) carry empty strings and never enter a
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as _sk_roc_curve
 
-from vad.errors import DataError, DataLayoutError
-
 __all__ = [
-    "SCORE_COLUMNS", "VideoScores", "Evaluation", "anomaly_from_regularity", "frame_auc", "roc_curve",
-    "evaluate", "read_scores",
+    "VideoScores", "Evaluation", "anomaly_from_regularity", "frame_auc", "roc_curve", "evaluate",
 ]
 
 log = logging.getLogger(__name__)
-
-SCORE_COLUMNS = ("video", "frame", "scored", "anomaly", "fused", "prediction_error", "cluster_distance")
-# Columns that every scored row must fill; cluster_distance is empty everywhere when K-means is off.
-_REQUIRED_WHEN_SCORED = ("anomaly", "fused", "prediction_error")
 
 
 @dataclass(frozen=True)
@@ -167,77 +158,3 @@ def evaluate(videos: Sequence[VideoScores]) -> Evaluation:
     metrics.update(frames_scored=int(all_labels.size), frames_abnormal=int(all_labels.sum()),
                    videos=len(videos), videos_macro=len(defined))
     return Evaluation(metrics=metrics, per_video_auc=per_video, labels=all_labels, scores=all_scores)
-
-
-def _parse_float(text: str, path: Path, line: int, column: str) -> float:
-    if text == "":
-        return float("nan")
-    try:
-        value = float(text)
-    except ValueError:
-        raise DataError(f"{path}, line {line}: {column} {text!r} is not a number; "
-                        "re-run `vad score`") from None
-    if not np.isfinite(value):
-        raise DataError(f"{path}, line {line}: {column} is {text!r}; expected a finite number; "
-                        "re-run `vad score`")
-    return value
-
-
-def read_scores(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
-    """Read `scores.csv` into per-video column arrays, sorted by frame.
-
-    Returns:
-        {video: {"frame": int64, "scored": bool, "anomaly", "fused", "prediction_error",
-        "cluster_distance": float64 with NaN where the file holds an empty string}}, videos in file order.
-
-    Raises:
-        DataLayoutError: the file is missing.
-        DataError: a header column is missing, a value is malformed, a frame repeats, or a scored row
-            lacks a score.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataLayoutError(f"no scores file at {path}; run `vad score` first")
-    rows: dict[str, list[tuple]] = {}
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        for column in SCORE_COLUMNS:
-            if column not in header:
-                raise DataError(f"{path}: column '{column}' missing from the header "
-                                f"(found {','.join(header)}); expected {','.join(SCORE_COLUMNS)}; "
-                                "re-run `vad score`")
-        for row in reader:
-            line = reader.line_num
-            try:
-                frame = int(row["frame"])
-            except (TypeError, ValueError):
-                raise DataError(f"{path}, line {line}: frame {row['frame']!r} is not an integer; "
-                                "re-run `vad score`") from None
-            if row["scored"] not in ("0", "1"):
-                raise DataError(f"{path}, line {line}: scored {row['scored']!r} must be 0 or 1; "
-                                "re-run `vad score`")
-            scored = row["scored"] == "1"
-            values = [_parse_float(row[c] or "", path, line, c) for c in SCORE_COLUMNS[3:]]
-            if scored and any(np.isnan(values[SCORE_COLUMNS.index(c) - 3]) for c in _REQUIRED_WHEN_SCORED):
-                raise DataError(f"{path}, line {line}: scored frame without "
-                                f"{'/'.join(_REQUIRED_WHEN_SCORED)}; re-run `vad score`")
-            rows.setdefault(row["video"], []).append((frame, scored, *values))
-    return {video: _columns(path, video, video_rows) for video, video_rows in rows.items()}
-
-
-def _columns(path: Path, video: str, rows: list[tuple]) -> dict[str, np.ndarray]:
-    rows.sort(key=lambda row: row[0])
-    frames = np.array([row[0] for row in rows], dtype=np.int64)
-    repeated = frames[1:][frames[1:] == frames[:-1]]
-    if repeated.size:
-        raise DataError(f"{path}: video '{video}' lists frame {int(repeated[0])} twice; re-run `vad score`")
-    columns = {"frame": frames, "scored": np.array([row[1] for row in rows], dtype=bool)}
-    for i, name in enumerate(SCORE_COLUMNS[3:]):
-        columns[name] = np.array([row[2 + i] for row in rows], dtype=np.float64)
-    cluster = columns["cluster_distance"][columns["scored"]]
-    if np.isnan(cluster).any() and not np.isnan(cluster).all():
-        raise DataError(f"{path}: video '{video}' has cluster_distance on some scored frames only; "
-                        "re-run `vad score`")
-    return columns
-

@@ -97,7 +97,7 @@ class OverlayWriter:
             if previous is not None:
                 cv2.line(strip, previous, point, _RED if score > self.threshold else (80, 220, 80), 2)
             previous = point
-        seconds = (self.frames + 1) / self.fps
+        seconds = self.frames / self.fps  # the time of this frame, as in events (frame / fps)
         cv2.putText(strip, f"{seconds:6.1f} s", (width - 80, _STRIP - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
                     (220, 220, 220), 1, cv2.LINE_AA)
         return strip

@@ -1,4 +1,10 @@
-"""Per-clip anomaly scores (Eq. 13-14), shared by `vad score` and the MLflow model."""
+"""The scoring engine: raw anomaly scores of clips (Eq. 13), for every command that scores.
+
+`clip_scores` scores a batch of clips; `score_store` every clip of a frame store's videos and `score_frames`
+every clip of a stream of frames, in batches with the next ones read ahead (`vad score`, `vad calibrate`,
+benchmarks); `stream_scores` yields each frame's scores as soon as its clip is complete (`vad detect`, the
+served model). The scores.csv format they feed is `vad.scores_csv`.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vad.data.clips import ClipSource, to_model_input
+from vad.data.decode import prefetch
+from vad.data.store import FrameStore, VideoEntry
 from vad.models.two_stream_ae import TwoStreamAE
+from vad.scores_csv import RAW_SCORES
 
-__all__ = ["clip_scores", "stream_scores", "SCORE_COLUMNS"]
+__all__ = ["clip_scores", "stream_scores", "score_clips", "score_frames", "score_store", "RAW_SCORES", "READ_AHEAD"]
 
-SCORE_COLUMNS = ("fused", "prediction_error", "cluster_distance")
 
 
 @torch.no_grad()
@@ -55,8 +64,6 @@ def stream_scores(model: TwoStreamAE, frames: Iterable[np.ndarray | None], clip_
     after it end no clip. With `batch_size` 1 every frame is scored as it arrives (live sources); files
     use larger batches. With `maps`, each dict also holds `map`, the frame's (H, W) float32 anomaly map.
     """
-    from vad.data.clips import to_model_input
-
     autocast = torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
     pending: list[np.ndarray] = []
     first = 0  # number of the frame pending[0]
@@ -87,3 +94,138 @@ def stream_scores(model: TwoStreamAE, frames: Iterable[np.ndarray | None], clip_
             pending, first = pending[batch_size:], first + batch_size
     if len(pending) >= clip_len:
         yield from flush()
+
+
+# Batches read ahead of the network by the background thread (each holds batch + T - 1 frames or so).
+READ_AHEAD = 3
+
+
+def _collect(model: torch.nn.Module, batches: Iterable[torch.Tensor], use_clusters: bool, device: torch.device,
+             amp_dtype: torch.dtype | None) -> dict[str, np.ndarray]:
+    """Raw scores of every clip of `batches` (model input on `device`), in order; autocast with `amp_dtype`."""
+    parts: dict[str, list[torch.Tensor]] = {name: [] for name in RAW_SCORES}
+    autocast = torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+    for batch in batches:
+        with autocast:
+            scores = clip_scores(model, batch, use_clusters)
+        for name, values in scores.items():
+            parts[name].append(values)  # left on the device: a copy per batch would stall the GPU each time
+    if not parts["fused"]:
+        return {name: np.empty(0) for name in RAW_SCORES}
+    return {name: torch.cat(values).double().cpu().numpy() for name, values in parts.items()}
+
+
+def _clips(windows: Iterable[tuple[torch.Tensor, torch.Tensor]], clip_len: int,
+           device: torch.device) -> Iterator[torch.Tensor]:
+    """Model input on `device` from (uint8 frames (F, H, W, C), clip starts (B,)) windows.
+
+    The frames go to the device as uint8 (4x less than floats; asynchronously from pinned memory) and
+    are cut into clips there: a window of B clips of consecutive frames holds about B frames, not B x T.
+    """
+    steps = torch.arange(clip_len, device=device)
+    for frames, starts in windows:
+        chunk = frames.to(device, non_blocking=frames.is_pinned())
+        yield to_model_input(chunk[starts.to(device)[:, None] + steps])
+
+
+def _store_windows(store: FrameStore, videos: list[VideoEntry], clip_len: int, batch_size: int,
+                   pin: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of `batch_size` consecutive clips of `videos`, in order; a batch may span videos.
+
+    Each comes as the frames its clips cover, read from the memory-mapped store into one (pinned) buffer,
+    and where each clip starts in it.
+    """
+    arrays = [store.frames(video) for video in videos]
+    height, width = store.image_size
+    pieces: list[tuple[int, int, int]] = []  # (video, first clip, clips)
+
+    def window() -> tuple[torch.Tensor, torch.Tensor]:
+        total = sum(count + clip_len - 1 for _, _, count in pieces)
+        frames = torch.empty((total, height, width, store.channels), dtype=torch.uint8, pin_memory=pin)
+        view, starts, at = frames.numpy(), [], 0
+        for v, first, count in pieces:
+            view[at : at + count + clip_len - 1] = arrays[v][first : first + count + clip_len - 1]
+            starts.append(np.arange(at, at + count))
+            at += count + clip_len - 1
+        pieces.clear()
+        return frames, torch.from_numpy(np.concatenate(starts))
+
+    filled = 0
+    for v, video in enumerate(videos):
+        first, clips = 0, video.frames - clip_len + 1
+        while first < clips:
+            count = min(batch_size - filled, clips - first)
+            pieces.append((v, first, count))
+            first, filled = first + count, filled + count
+            if filled == batch_size:
+                yield window()
+                filled = 0
+    if pieces:
+        yield window()
+
+
+def score_store(model: torch.nn.Module, store: FrameStore, videos: list[VideoEntry], clip_len: int,
+                batch_size: int, use_clusters: bool, device: torch.device,
+                amp_dtype: torch.dtype | None = None, progress: bool = False) -> dict[str, np.ndarray]:
+    """Raw scores of every clip of `videos` of the store, in order (clip i of a video ends at frame i+T-1).
+
+    Batches run across video boundaries. A background thread reads the next batches' frames from the
+    memory-mapped store (into pinned memory on a GPU) while the network scores the current one.
+    `amp_dtype` runs the network under autocast (bf16 on GPUs, from `perf.amp`); the scores are float32.
+    `progress` shows a bar of clips scored.
+    """
+    windows = prefetch(_store_windows(store, videos, clip_len, batch_size, pin=device.type == "cuda"), READ_AHEAD)
+    batches: Iterable[torch.Tensor] = _clips(windows, clip_len, device)
+    if progress:
+        batches = _counted(batches, sum(max(0, video.frames - clip_len + 1) for video in videos))
+    return _collect(model, batches, use_clusters, device, amp_dtype)
+
+
+def _counted(batches: Iterable[torch.Tensor], total: int) -> Iterator[torch.Tensor]:
+    """`batches`, advancing a progress bar (clips, clips/s) by each batch's size."""
+    from tqdm import tqdm
+
+    with tqdm(total=total, desc="score", unit="clip", leave=False) as bar:
+        for batch in batches:
+            yield batch
+            bar.update(len(batch))
+
+
+def score_frames(model: torch.nn.Module, frames: Iterator[np.ndarray], clip_len: int, batch_size: int,
+                 use_clusters: bool, device: torch.device, amp_dtype: torch.dtype | None = None
+                 ) -> tuple[int, dict[str, np.ndarray]]:
+    """Raw scores of every clip of a stream of uint8 (H, W, C) frames; returns (frames seen, scores).
+
+    Frames are taken `batch_size + clip_len - 1` at a time (consecutive chunks share clip_len - 1 frames),
+    copied to the device as uint8 and cut into clips there.
+    """
+    seen = 0
+    pin = device.type == "cuda"
+
+    def windows() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        nonlocal seen
+        pending: list[np.ndarray] = []
+
+        def window() -> tuple[torch.Tensor, torch.Tensor]:
+            frames = torch.from_numpy(np.stack(pending))
+            return (frames.pin_memory() if pin else frames), torch.arange(len(pending) - clip_len + 1)
+
+        for frame in frames:
+            pending.append(frame)
+            seen += 1
+            if len(pending) == batch_size + clip_len - 1:
+                yield window()
+                pending = pending[batch_size:]
+        if len(pending) >= clip_len:  # the last, shorter chunk
+            yield window()
+
+    scores = _collect(model, _clips(windows(), clip_len, device), use_clusters, device, amp_dtype)
+    return seen, scores
+
+
+def score_clips(model: torch.nn.Module, clips: ClipSource, batch_size: int, use_clusters: bool,
+                device: torch.device, amp_dtype: torch.dtype | None = None) -> dict[str, np.ndarray]:
+    """Raw scores of every clip of a `ClipSource` (e.g. the held-out tail `vad calibrate` scores), in order."""
+    batches = clips.iter_batches([torch.arange(first, min(first + batch_size, len(clips)))
+                                  for first in range(0, len(clips), batch_size)])
+    return _collect(model, batches, use_clusters, device, amp_dtype)

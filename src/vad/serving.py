@@ -74,7 +74,7 @@ class ClipScorer(mlflow.pyfunc.PythonModel):
         import pandas as pd
         import torch
 
-        from vad.scoring import SCORE_COLUMNS, stream_scores
+        from vad.scoring import RAW_SCORES, stream_scores
 
         data = self.data_params
         sequences = np.asarray(model_input)
@@ -87,8 +87,8 @@ class ClipScorer(mlflow.pyfunc.PythonModel):
             with torch.no_grad():
                 for frame, values in stream_scores(self.model, iter(frames), data.clip_len, self.batch_size,
                                                    self.model_params.kmeans, self.device):
-                    rows.append({"sequence": index, "frame": frame, **{c: values[c] for c in SCORE_COLUMNS}})
-        table = pd.DataFrame(rows, columns=["sequence", "frame", *SCORE_COLUMNS])
+                    rows.append({"sequence": index, "frame": frame, **{c: values[c] for c in RAW_SCORES}})
+        table = pd.DataFrame(rows, columns=["sequence", "frame", *RAW_SCORES])
         table["anomaly_score"] = 1.0 / table["fused"]
         if self.calibration is not None:
             table["is_anomaly"] = table["anomaly_score"] > self.threshold(params or {})

@@ -73,21 +73,25 @@ def test_gpu_check_runs_on_cpu_within_its_budget(tmp_path, raw_dataset):
                           env={**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable}, cwd=REPO)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     record = json.loads((tmp_path / "benchmarks.jsonl").read_text())
-    assert "scaling the Ped2 schedule" in done.stderr and record["schedule_fraction"] < 1
+    # Whether the tiny schedule fits 60 s whole depends on the machine and its load (idle here, it does: 27 s);
+    # the plan is checked for both outcomes, and `plan` itself on fixed costs in test_budget.py.
+    scaled = record["schedule_fraction"] < 1
+    assert ("scaling the Ped2 schedule" in done.stderr) is scaled
     # the probe runs' costs, and the whole schedule (50 + 100 epochs of the 2 x 26 training clips) they project
     costs = record["probe_costs_s"]
     assert all(cost > 0 for cost in costs.values()) and costs["init_clips"] == 2000
     projected = (2 * costs["stage"] + 52 * costs["init_clip"] + 50 * (52 * costs["pretrain_clip"] + costs["epoch"])
                  + 100 * (52 * costs["train_clip"] + costs["epoch"]))
     assert record["full_schedule_estimate_s"] == pytest.approx(projected, rel=0.01, abs=0.1)
-    assert record["full_schedule_estimate_s"] > record["training_s"]
     # The schedule it ran, priced with its own probe costs, fits the 60 s budget (the wall time itself depends
     # on what else the machine runs, so it is not asserted).
     per_epoch = record["clips_per_epoch"]
     ran = (2 * costs["stage"] + min(costs["init_clips"], per_epoch) * costs["init_clip"]
            + record["pretrain_epochs"] * (per_epoch * costs["pretrain_clip"] + costs["epoch"])
            + record["train_epochs"] * (per_epoch * costs["train_clip"] + costs["epoch"]))
-    assert ran < 60 and record["schedule_fraction"] < 1 and 0 <= record["auc_micro"] <= 1
+    assert ran < 60 and 0 < record["schedule_fraction"] <= 1 and 0 <= record["auc_micro"] <= 1
+    if not scaled:
+        assert (record["pretrain_epochs"], record["train_epochs"], per_epoch) == (50, 100, 52)
     assert record["score_frames_per_s"] > 0 and record["forward_only_frames_per_s"] > 0
     assert 0 <= record["data_wait_share_mean"] < 1 and record["gflop_per_clip_train_step"] > 0
 
@@ -146,3 +150,12 @@ def test_detect_eval_counts_detected_intervals_and_false_alarms(tmp_path, frame_
     assert record["false_alarms"] == 1 and record["normal_frames"] == int((labels == 0).sum())
     assert record["false_alarms_per_hour"] == pytest.approx(3600 * 10.0 / record["normal_frames"])
     assert record["frame_precision"] == 0.5 and record["frame_recall"] == pytest.approx(1 / int(labels.sum()))
+
+
+def test_detect_latency_reports_file_rate_and_live_latency(tmp_path):
+    record = _run("detect_latency.py", "--size", "32", "--width", "4", "--fps", "25", "--seconds", "2",
+                  "--file-frames", "30", tmp_path=tmp_path)
+    assert record["file_frames"] == 30 and record["file_frames_per_s"] > 0
+    # every frame of the 2 s stream that ends a clip is scored, each after it was sent
+    assert record["live_frames_scored"] == 50 - 4
+    assert 0 < record["live_latency_p50_ms"] <= record["live_latency_p99_ms"] <= record["live_latency_max_ms"]

@@ -78,9 +78,13 @@ def test_a_low_threshold_raises_events_printed_as_json_lines_when_they_close(tra
 @pytest.mark.parametrize(("args", "needle"), [
     (["missing.mp4"], "footage missing.mp4 not found"),
     (["{video}", "--calibration", "nowhere.json"], "no calibration at nowhere.json"),
+    (["empty.mp4", "--threshold", "1"], "video empty.mp4 is missing or empty"),
+    (["corrupt.mp4", "--threshold", "1"], "cannot open video corrupt.mp4"),
 ])
 def test_bad_input_is_one_line(trained, raw_dataset, tmp_path, args, needle):
     video = str(sorted((raw_dataset / "test").iterdir())[0])
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "corrupt.mp4").write_bytes(np.random.default_rng(0).bytes(4096))
     result = vad("detect", *[a.format(video=video) for a in args], "--model", str(trained["train"]),
                  "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -4,13 +4,11 @@ source that is lost for good, and a SIGTERM while frames arrive."""
 from __future__ import annotations
 
 import csv
-import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import cv2
@@ -18,49 +16,9 @@ import pytest
 import yaml
 from tests.conftest import tiny_document
 
+from vad.data.mjpeg import MjpegServer
+
 CLIP_LEN = tiny_document()["data"]["clip_len"]
-
-
-class MjpegServer:
-    """Serves the frames of a video as multipart JPEG, `per_connection` frames per connection (then drops it),
-    for `connections` connections (later ones are refused: the server is gone), at `fps` (0: as fast as read)."""
-
-    def __init__(self, frames, per_connection, connections, fps=0.0):
-        self.jpegs = [cv2.imencode(".jpg", frame)[1].tobytes() for frame in frames]
-        self.per_connection, self.connections, self.fps = per_connection, connections, fps
-        self.served = self.opened = 0
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server's name
-                owner.opened += 1
-                if owner.opened > owner.connections:
-                    self.send_error(503)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.end_headers()
-                try:
-                    for _ in range(owner.per_connection):
-                        jpeg = owner.jpegs[owner.served % len(owner.jpegs)]
-                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
-                                         % len(jpeg) + jpeg + b"\r\n")
-                        owner.served += 1
-                        if owner.fps:
-                            time.sleep(1 / owner.fps)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://user:secret@127.0.0.1:{self.server.server_port}/stream.mjpg"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _video_frames(raw_dataset):
@@ -87,7 +45,7 @@ def _vad(*args, tmp_path, **popen):
 
 def test_a_stream_that_drops_is_reopened_and_one_that_is_gone_ends_with_complete_outputs(trained, raw_dataset,
                                                                                        tmp_path):
-    server = MjpegServer(_video_frames(raw_dataset), per_connection=12, connections=2)
+    server = MjpegServer(_video_frames(raw_dataset), per_connection=12, connections=2, credentials="user:secret")
     try:
         process = _vad("detect", server.url, "--model", str(trained["train"]), "--threshold", "0", "--out", "out",
                        "--params", _params(tmp_path, reconnect_attempts=1, merge_gap_frames=CLIP_LEN - 2),
@@ -102,7 +60,7 @@ def test_a_stream_that_drops_is_reopened_and_one_that_is_gone_ends_with_complete
     assert "secret" not in stderr + stdout
     rows = list(csv.DictReader((tmp_path / "out" / "scores.csv").open()))
     assert [int(r["frame"]) for r in rows] == list(range(24))
-    assert {r["video"] for r in rows} == {f"127.0.0.1_{server.server.server_port}_stream.mjpg"}
+    assert {r["video"] for r in rows} == {f"127.0.0.1_{server.port}_stream.mjpg"}
     # frames 0..T-2 of each connection end no clip: a clip never spans the reconnect
     unscored = [int(r["frame"]) for r in rows if r["scored"] == "0"]
     assert unscored == [*range(CLIP_LEN - 1), *range(12, 12 + CLIP_LEN - 1)]
@@ -117,7 +75,7 @@ def test_a_stream_that_drops_is_reopened_and_one_that_is_gone_ends_with_complete
 
 
 def test_sigterm_stops_a_live_detection_with_every_output_complete(trained, raw_dataset, tmp_path):
-    server = MjpegServer(_video_frames(raw_dataset), per_connection=10**6, connections=1, fps=25)
+    server = MjpegServer(_video_frames(raw_dataset), connections=1, fps=25)
     try:
         process = _vad("detect", server.url, "--model", str(trained["train"]), "--threshold", "0", "--out", "out",
                        "--params", _params(tmp_path), tmp_path=tmp_path)

@@ -4,14 +4,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from vad.errors import DataError, DataLayoutError
 from vad.metrics import (
-    SCORE_COLUMNS,
     VideoScores,
     anomaly_from_regularity,
     evaluate,
     frame_auc,
-    read_scores,
     roc_curve,
 )
 
@@ -127,56 +124,6 @@ def test_roc_curve_first_threshold_is_finite_and_above_every_score():
     assert (fpr[0], tpr[0]) == (0.0, 0.0)
     assert (fpr[-1], tpr[-1]) == (1.0, 1.0)
     assert np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2) == pytest.approx(0.75)
-
-
-def _write(path, lines):
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def test_read_scores_parses_columns_and_sorts_frames(tmp_path):
-    path = _write(tmp_path / "scores.csv", [
-        ",".join(SCORE_COLUMNS),
-        "v1,1,1,0.5,2.0,0.1,",
-        "v1,0,0,,,,",
-        "v2,0,1,1.0,3.0,0.2,",
-    ])
-    scores = read_scores(path)
-    assert list(scores) == ["v1", "v2"]
-    np.testing.assert_array_equal(scores["v1"]["frame"], [0, 1])
-    np.testing.assert_array_equal(scores["v1"]["scored"], [False, True])
-    assert math.isnan(scores["v1"]["anomaly"][0])
-    assert scores["v1"]["anomaly"][1] == 0.5
-    assert np.isnan(scores["v1"]["cluster_distance"]).all()
-
-
-def test_read_scores_names_the_file_and_the_missing_column(tmp_path):
-    path = _write(tmp_path / "scores.csv", ["video,frame,scored,anomaly,fused,prediction_error", "v,0,0,,,"])
-    with pytest.raises(DataError, match=r"scores\.csv.*cluster_distance"):
-        read_scores(path)
-
-
-@pytest.mark.parametrize("row, match", [
-    ("v,x,0,,,,", "frame"),
-    ("v,0,2,,,,", "scored"),
-    ("v,0,1,,1.0,0.1,", "scored frame without"),
-    ("v,0,1,abc,1.0,0.1,", "anomaly"),
-])
-def test_read_scores_rejects_malformed_rows(tmp_path, row, match):
-    path = _write(tmp_path / "scores.csv", [",".join(SCORE_COLUMNS), row])
-    with pytest.raises(DataError, match=match):
-        read_scores(path)
-
-
-def test_read_scores_rejects_a_repeated_frame(tmp_path):
-    path = _write(tmp_path / "scores.csv", [",".join(SCORE_COLUMNS), "v,0,0,,,,", "v,0,0,,,,"])
-    with pytest.raises(DataError, match="frame 0 twice"):
-        read_scores(path)
-
-
-def test_read_scores_raises_layout_error_when_missing(tmp_path):
-    with pytest.raises(DataLayoutError, match="vad score"):
-        read_scores(tmp_path / "scores.csv")
 
 
 def test_the_raw_pooled_auc_keeps_one_scale_across_videos():

@@ -7,8 +7,7 @@ import torch
 
 from vad.config import DataParams, ModelParams
 from vad.models import build_model
-from vad.scoring import stream_scores
-from vad.stages.score import score_frames
+from vad.scoring import score_frames, stream_scores
 
 
 def _model():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Iterator
@@ -15,6 +16,11 @@ from vad.errors import CorruptMediaError
 __all__ = ["iter_frames", "prepare_frame", "prefetch"]
 
 T = TypeVar("T")
+
+# FFmpeg writes its own lines to stderr ("moov atom not found", "Connection refused") before OpenCV returns:
+# every failure they describe reaches the user as one line of ours instead. OPENCV_FFMPEG_LOGLEVEL set in
+# the environment (e.g. 24, warnings) brings them back.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
 def prepare_frame(image: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -73,8 +72,8 @@ def _open(source: str, timeout_s: float) -> Any:
 
     if source.isdigit():
         return cv2.VideoCapture(int(source))
-    # FFmpeg's and OpenCV's own stderr lines ("can't be used to capture by name"): the log says what failed
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    # OpenCV's own stderr lines ("can't be used to capture by name"; FFmpeg's: vad.data.decode): the log says
+    # what failed
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     milliseconds = int(timeout_s * 1000)
     return cv2.VideoCapture(source, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, milliseconds,

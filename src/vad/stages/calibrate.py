@@ -5,9 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from vad.calibration import calibrate
 from vad.checkpoint import CHECKPOINT
 from vad.config import Params
@@ -16,23 +13,13 @@ from vad.data.clips import ClipSource
 from vad.data.store import FrameStore
 from vad.errors import ConfigError
 from vad.models import load_trained
-from vad.scoring import clip_scores
+from vad.scoring import score_clips
 from vad.stages import StageResult
 from vad.training import select_device
 
-__all__ = ["run", "anomaly_scores"]
+__all__ = ["run"]
 
 log = logging.getLogger(__name__)
-
-
-def anomaly_scores(model: torch.nn.Module, clips: ClipSource, batch_size: int, use_clusters: bool) -> np.ndarray:
-    """Raw anomaly score a = 1 / fused = mean_p(e * D_u) of every clip of `clips`, in order (high = abnormal)."""
-    values = []
-    with torch.no_grad():
-        for first in range(0, len(clips), batch_size):
-            batch = clips.batch(torch.arange(first, min(first + batch_size, len(clips))))
-            values.append((1.0 / clip_scores(model, batch, use_clusters)["fused"]).double().cpu().numpy())
-    return np.concatenate(values) if values else np.empty(0)
 
 
 def run(params: Params, frames_dir: Path, model_dir: Path, out_path: Path) -> StageResult:
@@ -58,7 +45,8 @@ def run(params: Params, frames_dir: Path, model_dir: Path, out_path: Path) -> St
                     "model's", params.detect.holdout_share, share)
     clips = ClipSource.from_split(store, Split.TRAIN, trained.data_params.clip_len, device, holdout_share=share,
                                   part="holdout")
-    scores = anomaly_scores(trained.model, clips, params.score.batch_size, trained.model_params.kmeans)
+    raw = score_clips(trained.model, clips, params.score.batch_size, trained.model_params.kmeans, device)
+    scores = 1.0 / raw["fused"]  # the raw anomaly score a, high = abnormal
     result = calibrate(scores, params.detect.false_alarms_per_hour, params.detect.fps)
     result.save(out_path)
     log.info("calibrated on %d held-out normal clips: threshold %.6g (%s, %g false alarms/hour at %g frames/s)",

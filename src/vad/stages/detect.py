@@ -33,15 +33,15 @@ from vad.errors import DataError
 from vad.events import Event, EventDetector
 from vad.metrics import anomaly_from_regularity
 from vad.overlay import OverlayWriter
-from vad.scoring import SCORE_COLUMNS, stream_scores
+from vad.scores_csv import DETECT_COLUMNS, format_value
+from vad.scoring import RAW_SCORES, stream_scores
 from vad.stages import StageResult
-from vad.stages.score import HEADER, load_model
+from vad.stages.score import load_model
 
-__all__ = ["run", "footage", "DETECT_HEADER"]
+__all__ = ["run", "footage"]
 
 log = logging.getLogger(__name__)
 
-DETECT_HEADER = (*HEADER, "anomaly_score", "is_anomaly")
 
 
 def footage(sources: list[str]) -> list[Path]:
@@ -81,7 +81,10 @@ def _fps(path: Path, default: float) -> float:
 
 
 class _Stop:
-    """SIGINT and SIGTERM, while detection runs, ask it to stop after the current frame (main thread only)."""
+    """SIGINT and SIGTERM, while detection runs, ask it to stop after the current frame (main thread only).
+
+    A second signal stops at once, like Ctrl-C elsewhere: the partial outputs are removed, the previous kept.
+    """
 
     def __init__(self) -> None:
         self.number = 0  # the signal that asked to stop, 0 while none did
@@ -101,6 +104,8 @@ class _Stop:
         return self
 
     def _handle(self, number: int, frame: object) -> None:
+        if self.number:  # asked twice (a stream read may block up to detect.stream_timeout_s): stop now
+            raise KeyboardInterrupt
         self.number = number
 
     def __exit__(self, *exc: object) -> None:
@@ -120,7 +125,7 @@ class _Outputs:
         self.scores = self.partial["scores.csv"].open("w", newline="")
         self.events = self.partial["events.jsonl"].open("w")
         self.rows = csv.writer(self.scores, lineterminator="\n")
-        self.rows.writerow(DETECT_HEADER)
+        self.rows.writerow(DETECT_COLUMNS)
 
     def write_rows(self, rows: list[tuple]) -> None:
         self.rows.writerows(rows)
@@ -298,7 +303,8 @@ class _SourceRun:
             score = 1.0 / values["fused"]
             alarm = score > self.limit
             # `anomaly` (per-video min-max, Eq. 14) needs the whole video: filled in at the end for files
-            row = (self.name, number, 1, "", *(_format(values[c]) for c in SCORE_COLUMNS), _format(score), int(alarm))
+            row = (self.name, number, 1, "", *(format_value(values[c]) for c in RAW_SCORES), format_value(score),
+                   int(alarm))
             self.fused.append(values["fused"])
             self.totals["alarms"] += int(alarm)
         self.rows.append(row)
@@ -316,7 +322,7 @@ class _SourceRun:
             fused = np.asarray(self.fused, dtype=np.float64)
             relative, scored = np.full_like(fused, math.nan), ~np.isnan(fused)
             relative[scored] = anomaly_from_regularity(fused[scored])
-            self.rows = [(*row[:3], _format(relative[row[1]]) if row[2] else "", *row[4:]) for row in self.rows]
+            self.rows = [(*row[:3], format_value(relative[row[1]]) if row[2] else "", *row[4:]) for row in self.rows]
         self.outputs.write_rows(self.rows)
         self.rows.clear()
 
@@ -333,7 +339,3 @@ def _overlay_path(overlay: Path | None, name: str, sources: int) -> Path | None:
     if overlay is None or sources == 1:
         return overlay
     return overlay.with_name(f"{overlay.stem}_{name}{overlay.suffix or '.mp4'}")
-
-
-def _format(value: float) -> str:
-    return "" if np.isnan(value) else f"{value:.8g}"

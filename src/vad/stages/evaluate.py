@@ -30,7 +30,8 @@ from vad.data.base import Split
 from vad.data.store import FrameStore, VideoEntry
 from vad.errors import DataError
 from vad.events import alarm_metrics
-from vad.metrics import Evaluation, VideoScores, evaluate, read_scores, roc_curve
+from vad.metrics import Evaluation, VideoScores, evaluate, roc_curve
+from vad.scores_csv import read_scores
 from vad.stages import StageResult
 
 __all__ = ["run"]

@@ -10,141 +10,26 @@ import csv
 import io
 import logging
 import time
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from vad.atomic import atomic_write_text
 from vad.checkpoint import CHECKPOINT
 from vad.config import Params
 from vad.data.base import Split
-from vad.data.clips import to_model_input
 from vad.data.decode import iter_frames, prefetch
-from vad.data.store import FrameStore, VideoEntry
+from vad.data.store import FrameStore
 from vad.errors import ConfigError, DataError
-from vad.metrics import anomaly_from_regularity
 from vad.models import Trained, load_trained
-from vad.scoring import SCORE_COLUMNS, clip_scores
+from vad.scores_csv import COLUMNS, video_rows
+from vad.scoring import score_frames, score_store
 from vad.stages import StageResult
 from vad.training import Runtime, resolve_runtime, select_device
 
-__all__ = ["run", "run_videos", "score_store", "score_frames", "load_model", "check_videos", "HEADER"]
+__all__ = ["run", "run_videos", "load_model", "check_videos"]
 
 log = logging.getLogger(__name__)
-
-HEADER = ("video", "frame", "scored", "anomaly", *SCORE_COLUMNS)
-
-
-# Batches read ahead of the network by the background thread (each holds batch + T - 1 frames or so).
-READ_AHEAD = 3
-
-
-def _collect(model: torch.nn.Module, batches: Iterable[torch.Tensor], use_clusters: bool, device: torch.device,
-             amp_dtype: torch.dtype | None) -> dict[str, np.ndarray]:
-    """Raw scores of every clip of `batches` (model input on `device`), in order; autocast with `amp_dtype`."""
-    parts: dict[str, list[torch.Tensor]] = {name: [] for name in SCORE_COLUMNS}
-    autocast = torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
-    for batch in batches:
-        with autocast:
-            scores = clip_scores(model, batch, use_clusters)
-        for name, values in scores.items():
-            parts[name].append(values)  # left on the device: a copy per batch would stall the GPU each time
-    if not parts["fused"]:
-        return {name: np.empty(0) for name in SCORE_COLUMNS}
-    return {name: torch.cat(values).double().cpu().numpy() for name, values in parts.items()}
-
-
-def _clips(windows: Iterable[tuple[torch.Tensor, torch.Tensor]], clip_len: int,
-           device: torch.device) -> Iterator[torch.Tensor]:
-    """Model input on `device` from (uint8 frames (F, H, W, C), clip starts (B,)) windows.
-
-    The frames go to the device as uint8 (4x less than floats; asynchronously from pinned memory) and
-    are cut into clips there: a window of B clips of consecutive frames holds about B frames, not B x T.
-    """
-    steps = torch.arange(clip_len, device=device)
-    for frames, starts in windows:
-        chunk = frames.to(device, non_blocking=frames.is_pinned())
-        yield to_model_input(chunk[starts.to(device)[:, None] + steps])
-
-
-def _store_windows(store: FrameStore, videos: list[VideoEntry], clip_len: int, batch_size: int,
-                   pin: bool) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Batches of `batch_size` consecutive clips of `videos`, in order; a batch may span videos.
-
-    Each comes as the frames its clips cover, read from the memory-mapped store into one (pinned) buffer,
-    and where each clip starts in it.
-    """
-    arrays = [store.frames(video) for video in videos]
-    height, width = store.image_size
-    pieces: list[tuple[int, int, int]] = []  # (video, first clip, clips)
-
-    def window() -> tuple[torch.Tensor, torch.Tensor]:
-        total = sum(count + clip_len - 1 for _, _, count in pieces)
-        frames = torch.empty((total, height, width, store.channels), dtype=torch.uint8, pin_memory=pin)
-        view, starts, at = frames.numpy(), [], 0
-        for v, first, count in pieces:
-            view[at : at + count + clip_len - 1] = arrays[v][first : first + count + clip_len - 1]
-            starts.append(np.arange(at, at + count))
-            at += count + clip_len - 1
-        pieces.clear()
-        return frames, torch.from_numpy(np.concatenate(starts))
-
-    filled = 0
-    for v, video in enumerate(videos):
-        first, clips = 0, video.frames - clip_len + 1
-        while first < clips:
-            count = min(batch_size - filled, clips - first)
-            pieces.append((v, first, count))
-            first, filled = first + count, filled + count
-            if filled == batch_size:
-                yield window()
-                filled = 0
-    if pieces:
-        yield window()
-
-
-def score_store(model: torch.nn.Module, store: FrameStore, videos: list[VideoEntry], clip_len: int,
-                batch_size: int, use_clusters: bool, device: torch.device,
-                amp_dtype: torch.dtype | None = None, progress: bool = False) -> dict[str, np.ndarray]:
-    """Raw scores of every clip of `videos` of the store, in order (clip i of a video ends at frame i+T-1).
-
-    Batches run across video boundaries. A background thread reads the next batches' frames from the
-    memory-mapped store (into pinned memory on a GPU) while the network scores the current one.
-    `amp_dtype` runs the network under autocast (bf16 on GPUs, from `perf.amp`); the scores are float32.
-    `progress` shows a bar of clips scored.
-    """
-    windows = prefetch(_store_windows(store, videos, clip_len, batch_size, pin=device.type == "cuda"), READ_AHEAD)
-    batches: Iterable[torch.Tensor] = _clips(windows, clip_len, device)
-    if progress:
-        batches = _counted(batches, sum(max(0, video.frames - clip_len + 1) for video in videos))
-    return _collect(model, batches, use_clusters, device, amp_dtype)
-
-
-def _counted(batches: Iterable[torch.Tensor], total: int) -> Iterator[torch.Tensor]:
-    """`batches`, advancing a progress bar (clips, clips/s) by each batch's size."""
-    from tqdm import tqdm
-
-    with tqdm(total=total, desc="score", unit="clip", leave=False) as bar:
-        for batch in batches:
-            yield batch
-            bar.update(len(batch))
-
-
-def _write_video(writer, video: VideoEntry, raw: dict[str, np.ndarray], clip_len: int) -> None:
-    anomaly = anomaly_from_regularity(raw["fused"])
-    for frame in range(video.frames):
-        if frame < clip_len - 1:  # no full clip ends here: reported as unscored, never filled in
-            writer.writerow((video.id, frame, 0, "", "", "", ""))
-            continue
-        i = frame - clip_len + 1
-        writer.writerow((video.id, frame, 1, _format(anomaly[i]), *(_format(raw[c][i]) for c in SCORE_COLUMNS)))
-
-
-def _format(value: float) -> str:
-    return "" if np.isnan(value) else f"{value:.8g}"
-
 
 def load_model(params: Params, model_dir: Path) -> tuple[Trained, Runtime]:
     """The trained network as its checkpoint describes it, in eval mode on the params' device."""
@@ -154,38 +39,6 @@ def load_model(params: Params, model_dir: Path) -> tuple[Trained, Runtime]:
     if runtime.channels_last:
         trained.model.to(memory_format=torch.channels_last)
     return trained, runtime
-
-
-def score_frames(model: torch.nn.Module, frames: Iterator[np.ndarray], clip_len: int, batch_size: int,
-                 use_clusters: bool, device: torch.device, amp_dtype: torch.dtype | None = None
-                 ) -> tuple[int, dict[str, np.ndarray]]:
-    """Raw scores of every clip of a stream of uint8 (H, W, C) frames; returns (frames seen, scores).
-
-    Frames are taken `batch_size + clip_len - 1` at a time (consecutive chunks share clip_len - 1 frames),
-    copied to the device as uint8 and cut into clips there.
-    """
-    seen = 0
-    pin = device.type == "cuda"
-
-    def windows() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        nonlocal seen
-        pending: list[np.ndarray] = []
-
-        def window() -> tuple[torch.Tensor, torch.Tensor]:
-            frames = torch.from_numpy(np.stack(pending))
-            return (frames.pin_memory() if pin else frames), torch.arange(len(pending) - clip_len + 1)
-
-        for frame in frames:
-            pending.append(frame)
-            seen += 1
-            if len(pending) == batch_size + clip_len - 1:
-                yield window()
-                pending = pending[batch_size:]
-        if len(pending) >= clip_len:  # the last, shorter chunk
-            yield window()
-
-    scores = _collect(model, _clips(windows(), clip_len, device), use_clusters, device, amp_dtype)
-    return seen, scores
 
 
 def check_videos(videos: list[Path]) -> None:
@@ -215,7 +68,7 @@ def run_videos(params: Params, videos: list[Path], model_dir: Path, out_path: Pa
     clip_len, batch = geometry.clip_len, params.score.batch_size
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(HEADER)
+    writer.writerow(COLUMNS)
     started, scored = time.perf_counter(), 0
     for video, stem in zip(videos, stems, strict=True):
         frames = prefetch(iter_frames(Path(video), geometry.image_size, geometry.channels), 2 * batch)
@@ -224,8 +77,7 @@ def run_videos(params: Params, videos: list[Path], model_dir: Path, out_path: Pa
         if count < clip_len:
             raise DataError(f"video {video} has {count} frames, fewer than the clip length {clip_len}; it cannot "
                             f"be scored")
-        entry = VideoEntry(id=stem, split=Split.TEST.value, frames=count, path="", labels=None, source=str(video))
-        _write_video(writer, entry, raw, clip_len)
+        writer.writerows(video_rows(stem, count, raw, clip_len))
         scored += count - clip_len + 1
     seconds = time.perf_counter() - started
     atomic_write_text(out_path, buffer.getvalue())
@@ -247,7 +99,7 @@ def run(params: Params, frames_dir: Path, model_dir: Path, out_path: Path, *, pr
                           f"and data.channels, or score the videos with --video")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(HEADER)
+    writer.writerow(COLUMNS)
     started = time.perf_counter()
     videos = store.split(Split.TEST)
     scores = score_store(model, store, videos, clip_len, params.score.batch_size, trained.model_params.kmeans, device,
@@ -255,8 +107,8 @@ def run(params: Params, frames_dir: Path, model_dir: Path, out_path: Path, *, pr
     first = 0
     for video in videos:
         count = video.frames - clip_len + 1
-        _write_video(writer, video, {name: values[first : first + count] for name, values in scores.items()},
-                     clip_len)
+        writer.writerows(video_rows(video.id, video.frames,
+                                    {name: values[first : first + count] for name, values in scores.items()}, clip_len))
         first += count
     scored = first
     seconds = time.perf_counter() - started

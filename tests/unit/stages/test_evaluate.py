@@ -6,7 +6,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from vad.errors import DataError
-from vad.metrics import SCORE_COLUMNS
+from vad.scores_csv import COLUMNS as SCORE_COLUMNS
 from vad.stages.evaluate import run
 
 CLIP_LEN = 5

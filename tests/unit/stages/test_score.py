@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from vad import scoring
 from vad.data.clips import ClipSource
 from vad.data.store import FrameStore
+from vad.scores_csv import COLUMNS
 from vad.stages import score
 
 
@@ -16,7 +18,7 @@ def test_clip_ending_at_frame_t_scores_frame_t_and_first_frames_are_unscored(tra
         value = clips[:, -1].mean(dim=(1, 2, 3)).double()
         return {"fused": value, "prediction_error": value, "cluster_distance": value}
 
-    monkeypatch.setattr(score, "clip_scores", last_frame_mean)
+    monkeypatch.setattr(scoring, "clip_scores", last_frame_mean)
     out = tmp_path / "scores.csv"
     score.run(params, trained["frames"], trained["train"], out)
     rows = list(csv.DictReader(out.open()))
@@ -48,8 +50,8 @@ def test_store_batches_span_videos_and_hold_every_clip_once_in_order(trained, ba
     store = FrameStore.open(trained["frames"])
     videos = store.split("test")
     expected = ClipSource(store, videos, clip_len=5)
-    windows = list(score._store_windows(store, videos, 5, batch_size, pin=False))
-    got = torch.cat(list(score._clips(windows, 5, torch.device("cpu"))))
+    windows = list(scoring._store_windows(store, videos, 5, batch_size, pin=False))
+    got = torch.cat(list(scoring._clips(windows, 5, torch.device("cpu"))))
     assert torch.equal(got, expected.batch(torch.arange(len(expected))))
     assert [len(starts) for _, starts in windows[:-1]] == [batch_size] * (len(windows) - 1)
     # Frames are read once per clip, plus T - 1 per piece of a video in a batch: not T per clip.
@@ -58,7 +60,7 @@ def test_store_batches_span_videos_and_hold_every_clip_once_in_order(trained, ba
 
 def test_scores_file_has_documented_columns_and_normalised_anomaly(trained):
     rows = list(csv.DictReader(trained["scores"].open()))
-    assert tuple(rows[0]) == score.HEADER
+    assert tuple(rows[0]) == COLUMNS
     scored = [r for r in rows if r["scored"] == "1"]
     anomaly = np.array([float(r["anomaly"]) for r in scored])
     assert anomaly.min() >= 0 and anomaly.max() <= 1
@@ -170,7 +172,7 @@ def test_the_progress_bar_changes_no_score(trained, params, capsys):
     from vad.data.base import Split
     from vad.data.store import FrameStore
     from vad.models import load_trained
-    from vad.stages.score import score_store
+    from vad.scoring import score_store
 
     store = FrameStore.open(trained["frames"])
     model = load_trained(trained["train"] / "checkpoint.pt").model.eval()
