@@ -98,7 +98,7 @@ def live_frames(source: str, size: tuple[int, int], channels: int, *, retry: Ret
     Raises:
         SourceLost: the source could not be opened, or reopened after a drop, in `retry.attempts` tries.
     """
-    shown, received, failures = redact(source), 0, 0
+    shown, received, failures = f"camera {source}" if source.isdigit() else redact(source), 0, 0
     while not stop():
         capture = _open(source, retry.timeout_s)
         frames_now = 0

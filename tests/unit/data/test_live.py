@@ -79,3 +79,9 @@ def test_a_stop_request_ends_the_frames_without_reconnecting(monkeypatch):
     for frame in live_frames("0", (8, 8), 3, stop=lambda: len(frames) >= 5, sleep=pytest.fail):
         frames.append(frame)
     assert len(frames) == 5 and frames[0].shape == (8, 8, 3)
+
+
+def test_a_camera_that_does_not_open_is_named_as_a_camera(monkeypatch):
+    monkeypatch.setattr(live, "_open", lambda source, timeout: _Capture(None))
+    with pytest.raises(SourceLost, match=r"^cannot open camera 3; gave up after 0 reconnect attempt\(s\)"):
+        list(live_frames("3", (8, 8), 1, retry=Retry(attempts=0)))
