@@ -27,7 +27,7 @@ warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` met
 # `sequence` and `frame` are integers by design: a response never has a missing one.
 warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
 
-__all__ = ["ClipScorer", "conform", "OUTPUT_COLUMNS", "REQUEST_PARAMS"]
+__all__ = ["ClipScorer", "conform", "REQUEST_PARAMS"]
 
 REQUEST_PARAMS = {"false_alarms_per_hour": 0.0, "fps": 0.0}  # 0: the calibration's own
 
@@ -100,5 +100,3 @@ class ClipScorer(mlflow.pyfunc.PythonModel):
         fps = float(params.get("fps") or 0) or self.calibration.fps
         return self.calibration.threshold_for(budget, fps)
 
-
-OUTPUT_COLUMNS = ("sequence", "frame", "fused", "prediction_error", "cluster_distance", "anomaly_score", "is_anomaly")

@@ -74,10 +74,9 @@ def _fps(path: Path, default: float) -> float:
 
     capture = cv2.VideoCapture(str(path))
     try:
-        fps = capture.get(cv2.CAP_PROP_FPS) if capture.isOpened() else 0.0
+        return source_fps(capture, default) if capture.isOpened() else default
     finally:
         capture.release()
-    return float(fps) if fps and math.isfinite(fps) and 0 < fps < 1000 else default
 
 
 class _Stop:
