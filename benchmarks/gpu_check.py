@@ -191,6 +191,8 @@ def main() -> None:
     rate = clips_run / training_s
     record = {"benchmark": "gpu_check", "date": date.today().isoformat(), **machine(), "device": device_name(device),
               "torch": torch.__version__, "budget_s": args.budget, "schedule_fraction": round(fraction, 4),
+              # the plan made from the probe runs; train_epochs is lower when pretraining overran it
+              "planned_fraction": round(planned.fraction, 4), "planned_train_epochs": planned.train_epochs,
               "pretrain_epochs": planned.pretrain_epochs, "train_epochs": train_epochs,
               "clips_per_epoch": per_epoch or train_clips,
               "auc_micro": round(metrics["auc_micro"], 4), "auc_macro": round(metrics.get("auc_macro", np.nan), 4),
