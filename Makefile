@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint clean ped2-cpu
+.PHONY: install run test lint clean ped2-cpu image test-containers
 
 install: $(STAMP)
 
@@ -25,6 +25,14 @@ run: install
 
 test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+# The CPU image on a machine without Docker (podman, a debootstrapped base; needs root): docker/README.md.
+image:
+	docker/build-local.sh
+
+# The image for real: `vad` and one stage in it, then the whole DAG in containers (kfp's DockerRunner on podman).
+test-containers: install image
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m containers tests/containers
 
 # UCSD Ped2 at the CPU setting (configs/ped2-cpu.yaml), extract to evaluate, in under an hour on 2 cores.
 PED2 ?= ../shared/data/ped2

@@ -1,21 +1,32 @@
-"""Run the whole DAG on this machine with kfp's local SubprocessRunner (no cluster, no container).
+"""Run the whole DAG on this machine with kfp's local runners (no cluster).
 
-Every task runs as a subprocess of the current Python, which must have `vad` and its `pipeline` extra installed;
-the Kubernetes settings (GPUs, secrets, /dev/shm, retries) do not apply. Run from the repository root:
+`subprocess` (the default): every task runs as a subprocess of the current Python, which must have `vad` and its
+`pipeline` extra installed. `docker`: every task runs in the image its component names (`VAD_IMAGE` when the
+components are imported, see components/_image.py) through kfp's DockerRunner, on any Docker-compatible API
+(`DOCKER_HOST`; podman's `podman system service` works, see docker/README.md). The Kubernetes settings (GPUs,
+secrets, /dev/shm, retries) do not apply. Run from the repository root:
 
     vad pipeline run-local --dataset data/raw                     # the synthetic demo, params.yaml
     vad pipeline run-local --dataset s3://datasets/ped2 --preset ped2 --tracking-uri http://127.0.0.1:5000
+    VAD_IMAGE=ghcr.io/vad-project/vad:0.1.0-cpu vad pipeline run-local --runner docker \
+        --dataset s3://datasets/ped2 --tracking-uri http://127.0.0.1:5000
 """
 
+import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run_local"]
+__all__ = ["RUNNERS", "run_local"]
+
+RUNNERS = ("subprocess", "docker")
+# What a task container gets from this environment, as a cluster task gets it from its secrets: S3 and MLflow
+# credentials and endpoints, the project's own switches.
+FORWARDED_ENV_PREFIXES = ("AWS_", "MLFLOW_", "VAD_")
 
 
 def run_local(dataset_uri: str, *, mlflow_tracking_uri: str | None = None, preset: str | dict[str, Any] = "ped2",
               dataset_format: str = "auto", model_name: str = "", train_gpus: int = 1,
-              pipeline_root: str | Path = ".kfp-local") -> Path:
+              pipeline_root: str | Path = ".kfp-local", runner: str = "subprocess") -> Path:
     """Run `vad_pipeline` on `dataset_uri` through `kfp.local`; returns the pipeline root holding the artifacts.
 
     Args:
@@ -26,6 +37,8 @@ def run_local(dataset_uri: str, *, mlflow_tracking_uri: str | None = None, prese
         model_name: Registered model name; empty for the preset's.
         train_gpus: Processes of the train task; above 1, torchrun on this machine's GPUs (or its CPU, gloo).
         pipeline_root: Folder for the task artifacts (one sub-folder per run).
+        runner: `subprocess`, or `docker` to run every task in its component's image (host network, the
+            pipeline root and a local dataset folder mounted at their own paths, AWS_*/MLFLOW_*/VAD_* passed on).
 
     Raises:
         VadError: a bad argument, found before anything runs.
@@ -34,15 +47,48 @@ def run_local(dataset_uri: str, *, mlflow_tracking_uri: str | None = None, prese
     from kfp import local
 
     from pipelines.vad_pipeline import pipeline_arguments, vad_pipeline
+    from vad.errors import ConfigError
     from vad.tracking import tracking_uri
 
+    if runner not in RUNNERS:
+        raise ConfigError(f"unknown runner {runner!r}; pass one of {', '.join(RUNNERS)}")
     arguments = pipeline_arguments(dataset_uri, mlflow_tracking_uri or tracking_uri(), preset=preset,
                                    dataset_format=dataset_format, model_name=model_name, train_gpus=train_gpus)
     root = Path(pipeline_root).resolve()
     _resolve_named_outputs_in_conditions()
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
+    if runner == "docker":
+        task_runner = _docker_runner(arguments, root)
+    else:
+        task_runner = local.SubprocessRunner(use_venv=False)
+    local.init(runner=task_runner, pipeline_root=str(root), raise_on_error=True)
     vad_pipeline(**arguments)
     return root
+
+
+def _docker_runner(arguments: dict[str, Any], root: Path):
+    """The DockerRunner of kfp with what a container needs to see this machine's dataset, MLflow and S3.
+
+    The host network, so that endpoints on 127.0.0.1 answer in the container as they do here. The image's own
+    user (uid 1000) writes the task outputs, so the pipeline root is made writable for it (others keep read).
+    """
+    from docker.types import Mount
+    from kfp import local
+
+    from vad.errors import ConfigError
+
+    tracking = str(arguments["mlflow_tracking_uri"])
+    if not tracking.startswith(("http://", "https://")):
+        raise ConfigError(f"the docker runner needs an MLflow server (--tracking-uri http://...), not {tracking}: "
+                          "a task container cannot open this machine's files")
+    mounts = []
+    if "://" not in str(arguments["dataset_uri"]):
+        dataset = Path(str(arguments["dataset_uri"])).resolve()
+        arguments["dataset_uri"] = str(dataset)
+        mounts.append(Mount(target=str(dataset), source=str(dataset), type="bind", read_only=True))
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o1777)  # like /tmp: every task user may create its folders, none may delete another's
+    environment = {name: value for name, value in os.environ.items() if name.startswith(FORWARDED_ENV_PREFIXES)}
+    return local.DockerRunner(network_mode="host", environment=environment, mounts=mounts)
 
 
 def _resolve_named_outputs_in_conditions() -> None:

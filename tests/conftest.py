@@ -206,6 +206,13 @@ class S3Server:
 
         return boto3.session.Session().client(service, **kwargs)
 
+    def upload(self, bucket: str, prefix: str, root: Path, client=None) -> None:
+        """Every file under `root` to s3://bucket/prefix/<relative path> (through `client`, default a new one)."""
+        client = client or self.client()
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(root).as_posix()}")
+
     def require_auth(self, free_requests: float) -> None:
         """Check signatures and IAM permissions after `free_requests` more requests (inf: never)."""
         # a raw body: with urllib's default form content type the server would see no data

@@ -276,7 +276,7 @@ def cmd_pipeline_run_local(args: argparse.Namespace) -> None:
     try:
         root = run_local(args.dataset, mlflow_tracking_uri=args.tracking_uri, preset=_preset(args.preset),
                          dataset_format=args.format, model_name=args.model_name, train_gpus=args.train_gpus,
-                         pipeline_root=args.root)
+                         pipeline_root=args.root, runner=args.runner)
     except RuntimeError as error:  # kfp.local: a task failed; its log, printed above, ends with the reason
         raise VadError(f"{' '.join(str(error).split())}; see the failing task's log above") from None
     print(root)
@@ -382,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline_arguments(sub, "params.yaml")
     sub.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")
     sub.add_argument("--root", default=".kfp-local", help="folder for the task artifacts (default: .kfp-local)")
+    sub.add_argument("--runner", choices=("subprocess", "docker"), default="subprocess",
+                     help="subprocess: tasks run in this Python; docker: in their images, through $DOCKER_HOST "
+                          "(default: subprocess)")
     sub.set_defaults(handler=cmd_pipeline_run_local)
 
     sub = pipeline_commands.add_parser("submit", help="upload the compiled pipeline to Kubeflow and start a run")

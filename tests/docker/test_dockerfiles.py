@@ -61,6 +61,15 @@ def from_images(kind: str) -> list[str]:
     return images
 
 
+def build_args(kind: str) -> dict[str, str]:
+    """ARG name -> default (quotes removed)."""
+    args = {}
+    for value in of(kind, "ARG"):
+        name, _, default = value.partition("=")
+        args[name.strip()] = default.strip().strip("\"'")
+    return args
+
+
 def copy_sources(kind: str) -> list[str]:
     sources = []
     for value in of(kind, "COPY"):
@@ -134,7 +143,18 @@ def test_cpu_image_is_python_slim_with_the_pinned_cpu_torch():
     assert tuple(int(x) for x in tag.split("-")[0].split(".")[:2]) >= minimum, f"{image} vs {requires}"
     runs = run_lines("cpu")
     assert f"torch=={torch_pin()}" in runs, "the CPU image must install the pinned torch"
-    assert "https://download.pytorch.org/whl/cpu" in runs
+    # from $TORCH_SOURCE, whose default is the PyTorch CPU index (docker/build-local.sh passes a wheel folder)
+    [install] = [line for line in runs.split("&&") if f"torch=={torch_pin()}" in line]
+    assert "$TORCH_SOURCE" in install or "${TORCH_SOURCE}" in install, install
+    assert "--index-url https://download.pytorch.org/whl/cpu" in build_args("cpu")["TORCH_SOURCE"]
+
+
+def test_base_image_is_a_build_argument(kind):
+    """Both files build against another base (`--build-arg BASE_IMAGE=...`) with its public tag as default."""
+    (line,) = of(kind, "FROM")
+    assert line.split()[0] in ("${BASE_IMAGE}", "$BASE_IMAGE"), line
+    keys = [key for key, _ in instructions(DOCKERFILES[kind])]
+    assert keys.index("ARG") < keys.index("FROM") and "BASE_IMAGE" in build_args(kind)
 
 
 def test_project_is_installed_with_the_pinned_constraints(kind):

@@ -30,12 +30,6 @@ def stats(root: Path) -> dict[str, tuple[int, int]]:
             for p in root.rglob("*") if p.is_file()}
 
 
-def upload(client, bucket: str, prefix: str, root: Path) -> None:
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(root).as_posix()}")
-
-
 def one_line(error: pytest.ExceptionInfo, *words: str) -> str:
     message = str(error.value)
     assert "\n" not in message
@@ -81,7 +75,7 @@ def test_invalid_s3_location_raises_one_line(url, tmp_path):
 
 def test_s3_mirror_is_identical_then_incremental(s3_server, s3_bucket, raw_dataset, tmp_path, caplog):
     client = s3_server.client()
-    upload(client, s3_bucket, "datasets/tiny", raw_dataset)
+    s3_server.upload(s3_bucket, "datasets/tiny", raw_dataset, client)
     client.put_object(Bucket=s3_bucket, Key="datasets/tinyother/x.txt", Body=b"not under the prefix")
     cache = tmp_path / "cache"
 
@@ -182,7 +176,7 @@ def s3_with_auth(s3_server, s3_bucket, raw_dataset):
     moto accepts any credentials unless told otherwise: /moto-api/reset-auth makes it verify signatures and
     IAM policies after a given number of free requests (here the two IAM calls that create the user's key).
     """
-    upload(s3_server.client(), s3_bucket, "data", raw_dataset)
+    s3_server.upload(s3_bucket, "data", raw_dataset)
     iam = s3_server.client("iam")
     s3_server.require_auth(2)
     try:

@@ -8,20 +8,11 @@ import pytest
 from pipelines.local import run_local
 
 
-def upload(bucket: str, prefix: str, root) -> None:
-    import boto3
-
-    client = boto3.session.Session().client("s3")
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            client.upload_file(str(path), bucket, f"{prefix}/{path.relative_to(root).as_posix()}")
-
-
-def test_pipeline_runs_locally_from_s3_and_registers_the_champion(s3_bucket, raw_dataset, make_document,
+def test_pipeline_runs_locally_from_s3_and_registers_the_champion(s3_server, s3_bucket, raw_dataset, make_document,
                                                                    mlflow_server, tmp_path, capfd):
     import mlflow
 
-    upload(s3_bucket, "datasets/tiny", raw_dataset)
+    s3_server.upload(s3_bucket, "datasets/tiny", raw_dataset)
     # train_gpus=2: the train task runs torchrun with two processes (gloo on this CPU-only machine).
     root = run_local(f"s3://{s3_bucket}/datasets/tiny", mlflow_tracking_uri=mlflow_server,
                      # its own experiment: MLflow keeps one dataset per (experiment, name, digest), and other

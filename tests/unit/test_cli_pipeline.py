@@ -65,3 +65,34 @@ def test_pipeline_submit_reads_a_params_file_and_passes_the_schedule(monkeypatch
     assert params["preset"]["model"]["width"] == 4 and params["dataset_uri"] == "s3://b/tiny"
     assert params["train_gpus"] == 4
     assert json.loads(capsys.readouterr().out) == {"run_id": "r"}
+
+
+def test_pipeline_run_local_in_containers_needs_an_mlflow_server(monkeypatch, tmp_path, caplog):
+    # a task container cannot open ./mlflow.db: refused before any container starts
+    monkeypatch.chdir(REPO)
+    code = main(["pipeline", "run-local", "--runner", "docker", "--dataset", str(tmp_path), "--tracking-uri",
+                 f"sqlite:///{tmp_path / 'mlflow.db'}", "--root", str(tmp_path / "root")])
+    assert code == 2 and "the docker runner needs an MLflow server (--tracking-uri http://...)" in caplog.text
+    assert not (tmp_path / "root").exists()
+
+
+def test_docker_runner_sees_this_machine_s_endpoints_dataset_and_credentials(monkeypatch, tmp_path):
+    # What the container test (tests/containers) relies on, checked without a container engine.
+    monkeypatch.syspath_prepend(str(REPO))
+    from pipelines.local import _docker_runner
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000")
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "t")
+    monkeypatch.setenv("HOME_SECRET", "not for containers")
+    arguments = {"dataset_uri": str(tmp_path / "raw"), "mlflow_tracking_uri": "http://127.0.0.1:5000"}
+    runner = _docker_runner(arguments, tmp_path / "root")
+    args = runner.container_run_args
+    assert args["network_mode"] == "host"
+    assert args["environment"]["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9000"
+    assert args["environment"]["MLFLOW_TRACKING_TOKEN"] == "t" and "HOME_SECRET" not in args["environment"]
+    [mount] = args["mounts"]
+    assert mount["Source"] == mount["Target"] == str(tmp_path / "raw") and mount["ReadOnly"]
+    assert (tmp_path / "root").stat().st_mode & 0o7777 == 0o1777  # the image's user writes the task outputs
+
+    remote = {"dataset_uri": "s3://bucket/ped2", "mlflow_tracking_uri": "https://mlflow.example.com"}
+    assert _docker_runner(remote, tmp_path / "root2").container_run_args["mounts"] == []
