@@ -134,6 +134,10 @@ class ModelParams(_Section):
     kmeans: bool = True
     clusters: Annotated[int, Field(ge=1, le=4096)] = 32
     alpha: Annotated[float, Field(gt=0)] = 25.0
+    # D(r) of Eq. 10 (the cluster loss and the score's map): `squared` soft-assigned squared distance, the
+    # paper's formula; `euclidean` the soft-assigned distance itself, as the authors' code computes it
+    # (docs/ped2.md).
+    cluster_distance: Literal["squared", "euclidean"] = "squared"
     # The motion loss (Eq. 6) as the authors' code computes it: squared error plus w_grad times the gradient
     # loss between the predicted frame f0 + d_hat and f4, w_grad 0.01. `difference` with w_grad 1 is the
     # literal reading of Eq. 6 (gradients of d_hat against d); on Ped2 it fits worse than d_hat = 0

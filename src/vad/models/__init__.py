@@ -19,7 +19,8 @@ def build_model(model: ModelParams, data: DataParams) -> TwoStreamAE:
     return TwoStreamAE(channels=data.channels, clip_len=data.clip_len, image_size=data.image_size,
                        width=model.width, appearance=model.appearance, motion=model.motion,
                        attention=model.attention, clusters=model.clusters, alpha=model.alpha,
-                       motion_decoder=model.motion_decoder, tile=data.tile)
+                       motion_decoder=model.motion_decoder, tile=data.tile,
+                       cluster_distance=model.cluster_distance)
 
 
 def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path | str) -> None:

@@ -1,4 +1,4 @@
-"""Deep K-means head (Eq. 10-11): soft-assigned squared distance of each latent vector to K centers."""
+"""Deep K-means head (Eq. 10-11): soft-assigned distance of each latent vector to K centers."""
 
 from __future__ import annotations
 
@@ -9,15 +9,20 @@ __all__ = ["DeepKMeansHead"]
 
 
 class DeepKMeansHead(nn.Module):
-    """Cluster centers c_k and the distance D(r) = sum_k softmax_k(-alpha ||r - c_k||) ||r - c_k||^2.
+    """Cluster centers c_k and the distance D(r) = sum_k softmax_k(-alpha d_k) d_k^p, d_k = ||r - c_k||.
 
+    p = 2 (`squared`) is the paper's Eq. 10; p = 1 (`euclidean`) is what the authors' code computes
+    (arch/module/cluster.py: the soft-assigned distance itself, in the loss and in the score map).
     The centers are an `nn.Parameter`, initialised by the `init_clusters` stage (k-means++), not here.
     """
 
-    def __init__(self, clusters: int, dim: int, alpha: float) -> None:
+    def __init__(self, clusters: int, dim: int, alpha: float, distance: str = "squared") -> None:
         super().__init__()
+        if distance not in ("squared", "euclidean"):
+            raise ValueError(f"distance must be squared or euclidean, got {distance!r}")
         self.centers = nn.Parameter(torch.zeros(clusters, dim))
         self.alpha = alpha
+        self.power = 2 if distance == "squared" else 1
 
     def _distances(self, r: torch.Tensor) -> torch.Tensor:
         """(B, D, h, w) -> Euclidean distances (B, h, w, K)."""
@@ -37,4 +42,4 @@ class DeepKMeansHead(nn.Module):
         """Cluster distance D(r) per latent location: (B, D, h, w) -> (B, h, w)."""
         distance = self._distances(r)
         weights = torch.softmax(-self.alpha * distance, dim=-1)
-        return (weights * distance.pow(2)).sum(-1)
+        return (weights * distance.pow(self.power)).sum(-1)

@@ -43,3 +43,27 @@ def test_a_vector_on_a_center_has_zero_distance_and_finite_gradients():
     assert distance.item() < 1e-5
     distance.sum().backward()
     assert torch.isfinite(r.grad).all() and torch.isfinite(head.centers.grad).all()
+
+
+def test_euclidean_distance_is_the_soft_assigned_distance_of_the_authors_code():
+    # arch/module/cluster.py: cdist to the centers, softmax(-alpha d) over them, the distance itself weighted
+    # (the paper's Eq. 10 squares it: the default). Same assignment weights, one power less.
+    torch.manual_seed(1)
+    squared, euclidean = DeepKMeansHead(5, 8, 25.0), DeepKMeansHead(5, 8, 25.0, "euclidean")
+    with torch.no_grad():
+        squared.centers.copy_(torch.randn(5, 8) * 0.3)
+        euclidean.centers.copy_(squared.centers)
+    r = torch.randn(2, 8, 3, 4) * 0.3
+    d = torch.cdist(r.permute(0, 2, 3, 1).reshape(-1, 8).double(), squared.centers.double())
+    w = torch.softmax(-25.0 * d, dim=-1)
+    torch.testing.assert_close(euclidean(r).double().flatten(), (w * d).sum(-1), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(squared(r).double().flatten(), (w * d * d).sum(-1), rtol=1e-5, atol=1e-7)
+    # the map differs: far places weigh less against near ones without the square
+    assert not torch.allclose(euclidean(r), squared(r))
+
+
+def test_unknown_distance_is_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="squared or euclidean"):
+        DeepKMeansHead(2, 3, 25.0, "cosine")
