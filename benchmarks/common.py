@@ -125,3 +125,25 @@ def forward_only_frames_per_s(model, batches: list, use_clusters: bool = True, a
         sync()
         best = max(best, sum(len(b) for b in batches) / (time.perf_counter() - started))
     return best
+
+
+def trained_model_on_frames(doc: str):
+    """The command line of a diagnostic script (`--frames`, `--model` stage folder, `--json`), parsed.
+
+    Returns (args, the trained model's `Trained`, the frame store), gradients off.
+    """
+    import argparse
+
+    import torch
+
+    from vad.checkpoint import CHECKPOINT
+    from vad.data.store import FrameStore
+    from vad.models import load_trained
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=Path, required=True)
+    parser.add_argument("--model", type=Path, required=True, help="stage folder holding checkpoint.pt")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    return args, load_trained(args.model / CHECKPOINT), FrameStore.open(args.frames)

@@ -12,18 +12,14 @@ by their label (for the report only: nothing here picks a setting from test labe
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
+from common import trained_model_on_frames
 
-from vad.checkpoint import CHECKPOINT
 from vad.data.base import Split
 from vad.data.clips import ClipSource
-from vad.data.store import FrameStore
-from vad.models import load_trained
 
 COLUMNS = ("appearance", "median_frame", "motion", "motion_zero", "motion_last", "prediction")
 
@@ -51,15 +47,8 @@ def clip_errors(model: torch.nn.Module, clips: ClipSource, median: torch.Tensor,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=Path, required=True)
-    parser.add_argument("--model", type=Path, required=True, help="stage folder holding checkpoint.pt")
-    parser.add_argument("--json", type=Path, help="also write the table here")
-    args = parser.parse_args()
-    torch.set_grad_enabled(False)
-    trained = load_trained(args.model / CHECKPOINT)
+    args, trained, store = trained_model_on_frames(__doc__)
     model, data = trained.model, trained.data_params
-    store = FrameStore.open(args.frames)
     train = np.concatenate([np.asarray(store.frames(video)) for video in store.split(Split.TRAIN)])
     # (H, W, C) uint8 -> (C, H, W) in [0, 1], as the network sees a frame
     median = torch.from_numpy(np.median(train, axis=0)).permute(2, 0, 1).float() / 255

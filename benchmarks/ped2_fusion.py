@@ -12,30 +12,33 @@ with d_k = ||r - c_k||, w = softmax(-alpha d). Nothing here chooses a setting (d
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from common import trained_model_on_frames
 
-from vad.checkpoint import CHECKPOINT
 from vad.data.base import Split
 from vad.data.clips import ClipSource
-from vad.data.store import FrameStore
 from vad.metrics import VideoScores, evaluate
-from vad.models import load_trained
 
 VARIANTS = ("squared", "euclidean", "prediction")
 
 
+def source_batches(clips: ClipSource, batch_size: int = 32) -> Iterator[torch.Tensor]:
+    """Every clip of `clips`, in order, in batches (B, T, C, H, W)."""
+    for first in range(0, len(clips), batch_size):
+        yield clips.batch(torch.arange(first, min(first + batch_size, len(clips))))
+
+
 @torch.no_grad()
-def variant_scores(model: torch.nn.Module, clips: ClipSource, batch_size: int = 32) -> dict[str, np.ndarray]:
+def variant_scores(model: torch.nn.Module, batches: Iterable[torch.Tensor]) -> dict[str, np.ndarray]:
     """Per-clip raw anomaly score (high = abnormal) of each of VARIANTS."""
     rows: dict[str, list[np.ndarray]] = {k: [] for k in VARIANTS}
-    for first in range(0, len(clips), batch_size):
-        out = model(clips.batch(torch.arange(first, min(first + batch_size, len(clips)))))
+    for batch in batches:
+        out = model(batch)
         error = (out.target - out.prediction).pow(2).mean(dim=1)
         distance = model.kmeans._distances(out.r)  # (B, h, w, K)
         weights = torch.softmax(-model.kmeans.alpha * distance, dim=-1)
@@ -44,20 +47,14 @@ def variant_scores(model: torch.nn.Module, clips: ClipSource, batch_size: int = 
             upsampled = F.interpolate(cluster[:, None], size=error.shape[-2:], mode="nearest")[:, 0]
             rows[name].append((error * upsampled).mean(dim=(1, 2)).numpy())
         rows["prediction"].append(error.mean(dim=(1, 2)).numpy())
-    return {k: np.concatenate(v) for k, v in rows.items()}
+    return {k: np.concatenate(v) if v else np.empty(0) for k, v in rows.items()}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=Path, required=True)
-    parser.add_argument("--model", type=Path, required=True, help="stage folder holding checkpoint.pt")
-    parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args()
-    trained = load_trained(args.model / CHECKPOINT)
+    args, trained, store = trained_model_on_frames(__doc__)
     clip_len = trained.data_params.clip_len
-    store = FrameStore.open(args.frames)
     figures = {}
-    per_video = {video.id: variant_scores(trained.model, ClipSource(store, [video], clip_len))
+    per_video = {video.id: variant_scores(trained.model, source_batches(ClipSource(store, [video], clip_len)))
                  for video in store.split(Split.TEST)}
     for name in VARIANTS:
         videos = []

@@ -102,8 +102,9 @@ def test_gpu_check_runs_on_cpu_within_its_budget(tmp_path, raw_dataset):
 
 def test_ped2_cpu_script_runs_every_stage_and_fit_reports_the_trivial_predictors(tmp_path, raw_dataset,
                                                                                   make_document):
-    # The documented Ped2 command on the tiny synthetic dataset (same `videos` layout), then the fit report.
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(make_document()))
+    # The documented Ped2 command on the tiny synthetic dataset (same `videos` layout), then the diagnostics.
+    # Half of each training video held out: 15 frames, room for clips at stride 3 (13 frames) in them.
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(make_document(detect={"holdout_share": 0.5})))
     out = tmp_path / "run"
     env = {**os.environ, "VAD": str(Path(sys.executable).parent / "vad"), "PYTHON": sys.executable}
     command = ["bash", str(SCRIPTS / "ped2_cpu.sh"), str(raw_dataset), str(out), str(tmp_path / "tiny.yaml")]
@@ -129,6 +130,26 @@ def test_ped2_cpu_script_runs_every_stage_and_fit_reports_the_trivial_predictors
     expected = np.mean(np.concatenate([s.reshape(len(s), -1).mean(1) for s in squared]))
     assert table["train"]["motion_zero"] == pytest.approx(expected, rel=1e-5)
     assert all(value >= 0 for row in table.values() for value in row.values())
+
+    def script(name: str) -> dict:
+        done = subprocess.run([sys.executable, str(SCRIPTS / name), "--frames", str(out / "frames"), "--model",
+                               str(out / "train"), "--json", str(tmp_path / "out.json")],
+                              capture_output=True, text=True, timeout=300, cwd=REPO)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+        return json.loads((tmp_path / "out.json").read_text())
+
+    # The fusion variants: the squared map is the product's fused score, so its AUC is `vad evaluate`'s (up to
+    # ranks flipped by float rounding between batchings: two pairs at most).
+    fusion = script("ped2_fusion.py")
+    pairs = metrics["frames_abnormal"] * (metrics["frames_scored"] - metrics["frames_abnormal"])
+    assert fusion["squared"]["auc_micro"] == pytest.approx(metrics["auc_micro"], abs=2 / pairs + 1e-4)
+    assert fusion["prediction"]["auc_micro"] == pytest.approx(metrics["auc_prediction"], abs=2 / pairs + 1e-4)
+    assert 0 <= fusion["euclidean"]["auc_micro"] <= 1
+    # Pseudo-anomalies: every stride-1 and stride-3 clip of the 15 held-out frames of each training video.
+    pseudo = script("pseudo_anomalies.py")
+    videos = len(store.split("train"))
+    assert (pseudo["normal_clips"], pseudo["pseudo_clips"]) == (videos * (15 - 4), videos * (15 - 12))
+    assert all(0 <= pseudo[name] <= 1 for name in ("squared", "euclidean", "prediction"))
 
 
 def test_detect_eval_counts_detected_intervals_and_false_alarms(tmp_path, frame_store):
