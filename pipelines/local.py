@@ -70,6 +70,7 @@ def _docker_runner(arguments: dict[str, Any], root: Path):
 
     The host network, so that endpoints on 127.0.0.1 answer in the container as they do here. The image's own
     user (uid 1000) writes the task outputs, so the pipeline root is made writable for it (others keep read).
+    A local dataset folder is mounted at its absolute path, which replaces `arguments["dataset_uri"]`.
     """
     from docker.types import Mount
     from kfp import local
