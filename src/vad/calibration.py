@@ -43,6 +43,9 @@ class Calibration:
     fps: float
     threshold: float
     method: str  # "empirical" or "log-normal tail"
+    # The cluster map the scores were computed with (score.cluster_distance resolved); every command that
+    # applies this threshold scores with it. None: a file from before the switch (the model's own).
+    cluster_distance: str | None = None
 
     def threshold_for(self, false_alarms_per_hour: float, fps: float) -> float:
         """The threshold for another budget or frame rate.
@@ -75,7 +78,8 @@ class Calibration:
             raise DataLayoutError(f"{path} is not a calibration file ({error}); re-run `vad calibrate`") from None
 
 
-def calibrate(scores: np.ndarray, false_alarms_per_hour: float, fps: float) -> Calibration:
+def calibrate(scores: np.ndarray, false_alarms_per_hour: float, fps: float,
+              cluster_distance: str | None = None) -> Calibration:
     """The calibration of raw anomaly scores of held-out normal frames (NaN: unscored, ignored).
 
     Raises:
@@ -100,7 +104,7 @@ def calibrate(scores: np.ndarray, false_alarms_per_hour: float, fps: float) -> C
         method = "log-normal tail"
     return Calibration(frames=len(values), log_mean=log_mean, log_std=log_std, max_score=float(values.max()),
                        quantiles=quantiles, false_alarms_per_hour=false_alarms_per_hour, fps=fps,
-                       threshold=threshold, method=method)
+                       threshold=threshold, method=method, cluster_distance=cluster_distance)
 
 
 def _share(false_alarms_per_hour: float, fps: float) -> float:

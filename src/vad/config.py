@@ -227,6 +227,10 @@ class ScoreParams(_Section):
     """Clip scoring."""
 
     batch_size: Annotated[int, Field(ge=1, le=65536)] = 64
+    # The cluster map D that Eq. 13 multiplies the prediction error by: `model`, the distance the network was
+    # trained with (model.cluster_distance); or `squared` (the paper's Eq. 10) or `euclidean` (the authors' code)
+    # whatever it was trained with. Chosen per configuration without test labels (docs/ped2.md, run 7).
+    cluster_distance: Literal["model", "squared", "euclidean"] = "model"
 
 
 class DetectParams(_Section):

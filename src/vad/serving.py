@@ -68,6 +68,8 @@ class ClipScorer(mlflow.pyfunc.PythonModel):
         self.model, self.model_params, self.data_params = trained.model, trained.model_params, trained.data_params
         calibration = context.artifacts.get("calibration")
         self.calibration = Calibration.load(Path(calibration)) if calibration else None
+        if self.calibration is not None:  # its threshold holds for scores with its cluster map
+            trained.score_with(self.calibration.cluster_distance)
 
     def predict(self, context, model_input, params=None):
         """Score every clip of every sequence: uint8 (N, L, H, W, C) -> DataFrame, one row per clip."""

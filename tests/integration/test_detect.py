@@ -36,6 +36,26 @@ def test_calibration_scores_exactly_the_held_out_tail_of_each_training_video(tra
     result = Calibration.load(calibration)
     assert result.frames == expected  # one clip per held-out frame: the clips that end in the tail
     assert result.threshold >= result.max_score  # a 1-per-hour budget is beyond what these few frames show
+    assert result.cluster_distance == "squared"  # score.cluster_distance `model`: the map it was trained with
+
+
+def test_detect_scores_with_the_cluster_map_its_threshold_was_calibrated_on(trained, params, raw_dataset, tmp_path):
+    from vad.stages import score
+
+    euclidean = params.model_copy(update={"score": params.score.model_copy(update={"cluster_distance": "euclidean"})})
+    path = tmp_path / "calibration.json"
+    calibrate.run(euclidean, trained["frames"], trained["train"], path)
+    assert Calibration.load(path).cluster_distance == "euclidean"
+    video = sorted((raw_dataset / "test").iterdir())[0]
+    score.run_videos(euclidean, [video], trained["train"], tmp_path / "offline.csv")
+    # params say `model` (squared): the calibration's map wins, or its threshold would mean nothing
+    detect.run(params, [str(video)], trained["train"], tmp_path / "out", calibration_path=path)
+    rows = list(csv.DictReader((tmp_path / "out" / "scores.csv").open()))
+    reference = list(csv.DictReader((tmp_path / "offline.csv").open()))
+    scored = [(row, ref) for row, ref in zip(rows, reference, strict=True) if row["scored"] == "1"]
+    assert scored
+    for row, ref in scored:
+        assert float(row["anomaly_score"]) == pytest.approx(1.0 / float(ref["fused"]), rel=1e-6)
 
 
 def test_detect_scores_causally_like_the_offline_scorer_and_writes_events(trained, params, calibration, raw_dataset,

@@ -13,6 +13,8 @@ from vad.models.two_stream_ae import TwoStreamAE
 
 __all__ = ["build_model", "load_weights", "load_trained", "Trained", "TwoStreamAE"]
 
+_DISTANCES = ("squared", "euclidean")
+
 
 def build_model(model: ModelParams, data: DataParams) -> TwoStreamAE:
     """Build the two-stream AE for the frame geometry in `data` and the switches in `model`."""
@@ -43,6 +45,18 @@ class Trained:
     model_params: ModelParams
     data_params: DataParams
     holdout_share: float | None = None  # of each training video, never trained on (None: before the hold-out)
+
+    def score_with(self, cluster_distance: str | None) -> str:
+        """Score with the cluster map `cluster_distance` (`score.cluster_distance`); return the one in use.
+
+        `model` or None keeps the distance the network was trained with; the map holds no weight, so any
+        trained network scores with either.
+        """
+        if cluster_distance not in (None, "model", *_DISTANCES):
+            raise ConfigError(f"score.cluster_distance must be model, squared or euclidean, got {cluster_distance!r}")
+        if cluster_distance in _DISTANCES:
+            self.model.kmeans.distance = cluster_distance
+        return self.model.kmeans.distance
 
 
 def load_trained(path: Path, device: str | torch.device = "cpu") -> Trained:

@@ -14,15 +14,25 @@ class DeepKMeansHead(nn.Module):
     p = 2 (`squared`) is the paper's Eq. 10; p = 1 (`euclidean`) is what the authors' code computes
     (arch/module/cluster.py: the soft-assigned distance itself, in the loss and in the score map).
     The centers are an `nn.Parameter`, initialised by the `init_clusters` stage (k-means++), not here.
+    `distance` may be changed after training (`score.cluster_distance`): it holds no weight.
     """
 
     def __init__(self, clusters: int, dim: int, alpha: float, distance: str = "squared") -> None:
         super().__init__()
-        if distance not in ("squared", "euclidean"):
-            raise ValueError(f"distance must be squared or euclidean, got {distance!r}")
         self.centers = nn.Parameter(torch.zeros(clusters, dim))
         self.alpha = alpha
-        self.power = 2 if distance == "squared" else 1
+        self.distance = distance
+
+    @property
+    def distance(self) -> str:
+        """`squared` (p = 2) or `euclidean` (p = 1)."""
+        return "squared" if self.power == 2 else "euclidean"
+
+    @distance.setter
+    def distance(self, value: str) -> None:
+        if value not in ("squared", "euclidean"):
+            raise ValueError(f"distance must be squared or euclidean, got {value!r}")
+        self.power = 2 if value == "squared" else 1
 
     def _distances(self, r: torch.Tensor) -> torch.Tensor:
         """(B, D, h, w) -> Euclidean distances (B, h, w, K)."""

@@ -35,6 +35,7 @@ def run(params: Params, frames_dir: Path, model_dir: Path, out_path: Path) -> St
     store = FrameStore.open(frames_dir)
     device = select_device(params.device)
     trained = load_trained(model_dir / CHECKPOINT, device)
+    cluster_distance = trained.score_with(params.score.cluster_distance) if trained.model_params.kmeans else None
     share = trained.holdout_share
     if not share:
         raise ConfigError(f"the model in {model_dir} was trained on all of its footage (detect.holdout_share "
@@ -47,7 +48,7 @@ def run(params: Params, frames_dir: Path, model_dir: Path, out_path: Path) -> St
                                   part="holdout")
     raw = score_clips(trained.model, clips, params.score.batch_size, trained.model_params.kmeans, device)
     scores = 1.0 / raw["fused"]  # the raw anomaly score a, high = abnormal
-    result = calibrate(scores, params.detect.false_alarms_per_hour, params.detect.fps)
+    result = calibrate(scores, params.detect.false_alarms_per_hour, params.detect.fps, cluster_distance)
     result.save(out_path)
     log.info("calibrated on %d held-out normal clips: threshold %.6g (%s, %g false alarms/hour at %g frames/s)",
              result.frames, result.threshold, result.method, result.false_alarms_per_hour, result.fps)

@@ -31,11 +31,15 @@ __all__ = ["run", "run_videos", "load_model", "check_videos"]
 
 log = logging.getLogger(__name__)
 
-def load_model(params: Params, model_dir: Path) -> tuple[Trained, Runtime]:
-    """The trained network as its checkpoint describes it, in eval mode on the params' device."""
+def load_model(params: Params, model_dir: Path, cluster_distance: str | None = None) -> tuple[Trained, Runtime]:
+    """The trained network as its checkpoint describes it, in eval mode on the params' device.
+
+    It scores with the cluster map `cluster_distance` if given (a calibration's), else `score.cluster_distance`.
+    """
     device = select_device(params.device)
     runtime = resolve_runtime(device, params.perf)  # bf16 autocast and channels_last on GPUs, as in training
     trained = load_trained(model_dir / CHECKPOINT, device)
+    trained.score_with(cluster_distance or params.score.cluster_distance)
     if runtime.channels_last:
         trained.model.to(memory_format=torch.channels_last)
     return trained, runtime

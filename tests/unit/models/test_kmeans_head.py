@@ -67,3 +67,20 @@ def test_unknown_distance_is_refused():
 
     with pytest.raises(ValueError, match="squared or euclidean"):
         DeepKMeansHead(2, 3, 25.0, "cosine")
+
+
+def test_the_distance_can_be_switched_after_training_without_touching_the_centers():
+    torch.manual_seed(1)
+    head = DeepKMeansHead(clusters=4, dim=8, alpha=25.0)
+    with torch.no_grad():
+        head.centers.copy_(torch.randn(4, 8))
+    r = torch.randn(2, 8, 3, 3)
+    distance = head._distances(r)
+    weights = torch.softmax(-head.alpha * distance, dim=-1)
+    centers = head.centers.detach().clone()
+    assert torch.equal(head(r), (weights * distance.square()).sum(-1))
+    head.distance = "euclidean"
+    assert head.distance == "euclidean" and torch.equal(head.centers, centers)
+    torch.testing.assert_close(head(r), (weights * distance).sum(-1))
+    head.distance = "squared"
+    torch.testing.assert_close(head(r), (weights * distance.square()).sum(-1))

@@ -183,3 +183,29 @@ def test_the_progress_bar_changes_no_score(trained, params, capsys):
     assert plain.keys() == shown.keys() and all(np.array_equal(plain[k], shown[k]) for k in plain)
     total = sum(v.frames - params.data.clip_len + 1 for v in videos)
     assert f"/{total} [" in capsys.readouterr().err  # the bar ran, counting clips
+
+
+def test_score_cluster_distance_overrides_the_map_the_model_was_trained_with(trained, params, tmp_path):
+    import torch.nn.functional as F
+
+    from vad.checkpoint import CHECKPOINT
+    from vad.models import load_trained
+
+    euclidean = params.model_copy(update={"score": params.score.model_copy(update={"cluster_distance": "euclidean"})})
+    score.run(euclidean, trained["frames"], trained["train"], tmp_path / "scores.csv")
+    model = load_trained(trained["train"] / CHECKPOINT).model
+    assert model.kmeans.distance == "squared"  # trained with the paper's map; only scoring changes
+    store = FrameStore.open(trained["frames"])
+    video = store.split("test")[0]
+    with torch.no_grad():
+        out = model(ClipSource(store, [video], clip_len=params.data.clip_len).batch(torch.arange(3)))
+        error = (out.target - out.prediction).pow(2).mean(dim=1)
+        distance = model.kmeans._distances(out.r)
+        unsquared = (torch.softmax(-model.kmeans.alpha * distance, dim=-1) * distance).sum(-1)
+        upsampled = F.interpolate(unsquared[:, None], size=error.shape[-2:], mode="nearest")[:, 0]
+    expected = (1.0 / (error * upsampled).mean(dim=(1, 2))).numpy()
+    switched = [r for r in _rows(tmp_path / "scores.csv", video.id) if r["scored"] == "1"][:3]
+    default = [r for r in _rows(trained["scores"], video.id) if r["scored"] == "1"][:3]
+    np.testing.assert_allclose([float(r["fused"]) for r in switched], expected, rtol=1e-5)
+    assert [r["prediction_error"] for r in switched] == [r["prediction_error"] for r in default]
+    assert all(float(a["fused"]) != float(b["fused"]) for a, b in zip(switched, default, strict=True))
