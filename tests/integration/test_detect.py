@@ -13,7 +13,7 @@ from tests.conftest import tiny_document
 from vad.calibration import Calibration
 from vad.data.clips import holdout_frames
 from vad.data.store import FrameStore
-from vad.stages import calibrate, detect
+from vad.stages import calibrate, detect, score
 
 
 def vad(*args, cwd=None, env=None):
@@ -40,8 +40,6 @@ def test_calibration_scores_exactly_the_held_out_tail_of_each_training_video(tra
 
 
 def test_detect_scores_with_the_cluster_map_its_threshold_was_calibrated_on(trained, params, raw_dataset, tmp_path):
-    from vad.stages import score
-
     euclidean = params.model_copy(update={"score": params.score.model_copy(update={"cluster_distance": "euclidean"})})
     path = tmp_path / "calibration.json"
     calibrate.run(euclidean, trained["frames"], trained["train"], path)
@@ -50,6 +48,24 @@ def test_detect_scores_with_the_cluster_map_its_threshold_was_calibrated_on(trai
     score.run_videos(euclidean, [video], trained["train"], tmp_path / "offline.csv")
     # params say `model` (squared): the calibration's map wins, or its threshold would mean nothing
     detect.run(params, [str(video)], trained["train"], tmp_path / "out", calibration_path=path)
+    rows = list(csv.DictReader((tmp_path / "out" / "scores.csv").open()))
+    reference = list(csv.DictReader((tmp_path / "offline.csv").open()))
+    scored = [(row, ref) for row, ref in zip(rows, reference, strict=True) if row["scored"] == "1"]
+    assert scored
+    for row, ref in scored:
+        assert float(row["anomaly_score"]) == pytest.approx(1.0 / float(ref["fused"]), rel=1e-6)
+
+
+def test_a_calibration_from_before_the_switch_scores_with_the_model_s_own_map(trained, params, calibration,
+                                                                              raw_dataset, tmp_path):
+    old = json.loads(calibration.read_text())
+    del old["cluster_distance"]  # written before score.cluster_distance: calibrated on the model's (squared) map
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps(old))
+    video = sorted((raw_dataset / "test").iterdir())[0]
+    score.run_videos(params, [video], trained["train"], tmp_path / "offline.csv")
+    euclidean = params.model_copy(update={"score": params.score.model_copy(update={"cluster_distance": "euclidean"})})
+    detect.run(euclidean, [str(video)], trained["train"], tmp_path / "out", calibration_path=path)
     rows = list(csv.DictReader((tmp_path / "out" / "scores.csv").open()))
     reference = list(csv.DictReader((tmp_path / "offline.csv").open()))
     scored = [(row, ref) for row, ref in zip(rows, reference, strict=True) if row["scored"] == "1"]

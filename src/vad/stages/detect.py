@@ -172,8 +172,9 @@ def run(params: Params, sources: list[str], model_dir: Path, out_dir: Path, *, t
         raise DataError("two sources share a name; scores.csv and events.jsonl key rows by it (a video's file name, "
                         "a stream's URL), so rename them or detect in separate runs")
     calibration = None if threshold is not None else Calibration.load(calibration_path or model_dir / CALIBRATION)
-    # the threshold was chosen on scores with the calibration's cluster map: score with the same one
-    trained, runtime = load_model(params, model_dir, calibration.cluster_distance if calibration else None)
+    # the threshold was chosen on scores with the calibration's cluster map: score with the same one (a file
+    # from before score.cluster_distance was calibrated on the model's own map)
+    trained, runtime = load_model(params, model_dir, (calibration.cluster_distance or "model") if calibration else None)
     detect = params.detect
     retry = Retry(detect.reconnect_attempts, detect.reconnect_max_delay_s, detect.stream_timeout_s)
     totals = {"frames": 0, "events": 0, "alarms": 0}
