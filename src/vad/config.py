@@ -138,6 +138,9 @@ class ModelParams(_Section):
     # paper's formula; `euclidean` the soft-assigned distance itself, as the authors' code computes it
     # (docs/ped2.md).
     cluster_distance: Literal["squared", "euclidean"] = "squared"
+    # D(r) summed over the K centers (`sum`, Eq. 10) or averaged (`mean`, the authors' code): the cluster
+    # loss then weighs K times less against L_a + L_m (docs/ped2.md, run 9).
+    cluster_reduction: Literal["sum", "mean"] = "sum"
     # The motion loss (Eq. 6) as the authors' code computes it: squared error plus w_grad times the gradient
     # loss between the predicted frame f0 + d_hat and f4, w_grad 0.01. `difference` with w_grad 1 is the
     # literal reading of Eq. 6 (gradients of d_hat against d); on Ped2 it fits worse than d_hat = 0

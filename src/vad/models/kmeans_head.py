@@ -13,15 +13,22 @@ class DeepKMeansHead(nn.Module):
 
     p = 2 (`squared`) is the paper's Eq. 10; p = 1 (`euclidean`) is what the authors' code computes
     (arch/module/cluster.py: the soft-assigned distance itself, in the loss and in the score map).
+    `reduction` `sum` over the K centers is Eq. 10; `mean` (D / K) is the authors' code
+    (`torch.mean(rep_dist * softassign, [1, 2, 3])`), which weighs the cluster loss K times less against the
+    reconstruction losses; in the score it is a constant factor.
     The centers are an `nn.Parameter`, initialised by the `init_clusters` stage (k-means++), not here.
     `distance` may be changed after training (`score.cluster_distance`): it holds no weight.
     """
 
-    def __init__(self, clusters: int, dim: int, alpha: float, distance: str = "squared") -> None:
+    def __init__(self, clusters: int, dim: int, alpha: float, distance: str = "squared",
+                 reduction: str = "sum") -> None:
         super().__init__()
+        if reduction not in ("sum", "mean"):
+            raise ValueError(f"reduction must be sum or mean, got {reduction!r}")
         self.centers = nn.Parameter(torch.zeros(clusters, dim))
         self.alpha = alpha
         self.distance = distance
+        self.reduction = reduction
 
     @property
     def distance(self) -> str:
@@ -52,4 +59,5 @@ class DeepKMeansHead(nn.Module):
         """Cluster distance D(r) per latent location: (B, D, h, w) -> (B, h, w)."""
         distance = self._distances(r)
         weights = torch.softmax(-self.alpha * distance, dim=-1)
-        return (weights * distance.pow(self.power)).sum(-1)
+        weighted = weights * distance.pow(self.power)
+        return weighted.sum(-1) if self.reduction == "sum" else weighted.mean(-1)

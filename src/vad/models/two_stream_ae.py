@@ -155,7 +155,8 @@ class TwoStreamAE(nn.Module):
     def __init__(self, *, channels: int, clip_len: int, image_size: tuple[int, int], width: int,
                  appearance: bool = True, motion: bool = True, attention: bool = True,
                  clusters: int = 32, alpha: float = 25.0, motion_decoder: str = "authors",
-                 tile: tuple[int, int] | None = None, cluster_distance: str = "squared") -> None:
+                 tile: tuple[int, int] | None = None, cluster_distance: str = "squared",
+                 cluster_reduction: str = "sum") -> None:
         super().__init__()
         if not (appearance or motion):
             raise ValueError("at least one stream is needed")
@@ -166,7 +167,7 @@ class TwoStreamAE(nn.Module):
         self.spatial = SpatialAE(channels, width) if appearance else None
         self.motion = MotionAE(channels, width, clip_len - 1, grid, motion_decoder) if motion else None
         latent = 8 * width * (int(appearance) + int(motion))
-        self.kmeans = DeepKMeansHead(clusters, latent, alpha, cluster_distance)
+        self.kmeans = DeepKMeansHead(clusters, latent, alpha, cluster_distance, cluster_reduction)
 
     def forward(self, clip: torch.Tensor) -> Outputs:
         """clip: (B, T, C, H, W) floats in [0, 1]."""

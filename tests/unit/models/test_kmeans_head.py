@@ -84,3 +84,25 @@ def test_the_distance_can_be_switched_after_training_without_touching_the_center
     torch.testing.assert_close(head(r), (weights * distance).sum(-1))
     head.distance = "squared"
     torch.testing.assert_close(head(r), (weights * distance.square()).sum(-1))
+
+
+def test_mean_reduction_is_the_authors_loss_k_times_smaller_than_eq_10():
+    # arch/model/PredRes_Model.py: loss_cluster = torch.mean(rep_dist * softassign, [1, 2, 3]), a mean over
+    # the K centers too, where Eq. 10 sums over them: with `mean`, L_cluster is the authors' value.
+    torch.manual_seed(2)
+    summed, averaged = DeepKMeansHead(6, 8, 25.0, "euclidean"), DeepKMeansHead(6, 8, 25.0, "euclidean", "mean")
+    with torch.no_grad():
+        summed.centers.copy_(torch.randn(6, 8) * 0.3)
+        averaged.centers.copy_(summed.centers)
+    r = torch.nn.functional.normalize(torch.randn(2, 8, 3, 4), dim=1)
+    d = torch.cdist(r.permute(0, 2, 3, 1).reshape(2, -1, 8).double(), summed.centers.double()[None])
+    authors_loss = torch.mean(d * torch.softmax(-25.0 * d, dim=-1), dim=(1, 2))  # per clip, as theirs
+    torch.testing.assert_close(averaged(r).double().mean(dim=(1, 2)), authors_loss, rtol=1e-5, atol=1e-8)
+    torch.testing.assert_close(averaged(r) * 6, summed(r), rtol=1e-6, atol=1e-8)
+
+
+def test_unknown_reduction_is_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="sum or mean"):
+        DeepKMeansHead(2, 3, 25.0, "squared", "max")

@@ -176,3 +176,9 @@ def test_weights_of_another_network_are_a_config_error_naming_the_checkpoint():
     with pytest.raises(ConfigError, match=r"old/checkpoint.pt holds a network built with other .*motion_decoder"):
         load_weights(model, wide, "old/checkpoint.pt")
     load_weights(model, build_model(ModelParams(width=4), data).state_dict(), "new/checkpoint.pt")
+
+
+def test_the_cluster_reduction_reaches_the_head():
+    data = DataParams(image_size=(32, 48), channels=1)
+    assert build_model(ModelParams(width=2, clusters=2), data).kmeans.reduction == "sum"  # Eq. 10
+    assert build_model(ModelParams(width=2, clusters=2, cluster_reduction="mean"), data).kmeans.reduction == "mean"
