@@ -127,8 +127,10 @@ def forward_only_frames_per_s(model, batches: list, use_clusters: bool = True, a
     return best
 
 
-def trained_model_on_frames(doc: str):
+def trained_model_on_frames(doc: str, unseen: bool = False):
     """The command line of a diagnostic script (`--frames`, `--model` stage folder, `--json`), parsed.
+
+    `unseen` adds `--unseen`: the training videos of `--frames` are whole videos the model never saw.
 
     Returns (args, the trained model's `Trained`, the frame store), gradients off.
     """
@@ -144,6 +146,9 @@ def trained_model_on_frames(doc: str):
     parser.add_argument("--frames", type=Path, required=True)
     parser.add_argument("--model", type=Path, required=True, help="stage folder holding checkpoint.pt")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    if unseen:
+        parser.add_argument("--unseen", action="store_true",
+                            help="the training videos of --frames are footage the model never saw: use them whole")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     return args, load_trained(args.model / CHECKPOINT), FrameStore.open(args.frames)

@@ -1,9 +1,12 @@
 """How well a trained model's scores separate held-out normal clips from pseudo-anomalies: no test label.
 
     python benchmarks/pseudo_anomalies.py --frames runs/ped2-cpu/frames --model runs/ped2-cpu/train
+    python benchmarks/pseudo_anomalies.py --frames data/unseen-frames --model models/train --unseen
 
 Normal: every clip (stride 1) inside the frames held out at the end of each training video (the model's
-`detect.holdout_share`, never trained on; what `vad calibrate` scores). Pseudo-anomalies: clips cut from the same
+`detect.holdout_share`, never trained on; what `vad calibrate` scores), or with `--unseen` every clip of each
+training video of `--frames`, footage the model never saw (the synthetic demo: fresh normal videos of its scene,
+`benchmarks/unseen_synthetic.py`). Pseudo-anomalies: clips cut from the same
 held-out frames at stride 3 (f_t, f_t+3, ..., f_t+12), in which everything moves three times as fast. For each
 score of benchmarks/ped2_fusion.py (the fused score with the squared or the unsquared cluster map, the prediction
 error alone), the AUC of telling the two apart by the raw score, all videos pooled. The label-free criterion of
@@ -37,14 +40,14 @@ def held_out_clips(frames: np.ndarray, clip_len: int, stride: int, batch_size: i
 
 
 def main() -> None:
-    args, trained, store = trained_model_on_frames(__doc__)
-    if not trained.holdout_share:
+    args, trained, store = trained_model_on_frames(__doc__, unseen=True)
+    if not args.unseen and not trained.holdout_share:
         raise SystemExit(f"{args.model}: trained without a hold-out (detect.holdout_share): no unseen normal clips")
     clip_len = trained.data_params.clip_len
     scores = {1: {k: [] for k in VARIANTS}, STRIDE: {k: [] for k in VARIANTS}}
     for video in store.split(Split.TRAIN):
         frames = np.asarray(store.frames(video))
-        held_out = frames[len(frames) - holdout_frames(len(frames), trained.holdout_share):]
+        held_out = frames if args.unseen else frames[len(frames) - holdout_frames(len(frames), trained.holdout_share):]
         for stride, rows in scores.items():
             for name, values in variant_scores(trained.model, held_out_clips(held_out, clip_len, stride)).items():
                 rows[name].append(values)

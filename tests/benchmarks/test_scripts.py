@@ -151,6 +151,26 @@ def test_ped2_cpu_script_runs_every_stage_and_fit_reports_the_trivial_predictors
     assert (pseudo["normal_clips"], pseudo["pseudo_clips"]) == (videos * (15 - 4), videos * (15 - 12))
     assert all(0 <= pseudo[name] <= 1 for name in ("squared", "euclidean", "prediction"))
 
+    # --unseen: whole fresh normal videos of the same scene (benchmarks/unseen_synthetic.py), not the hold-out.
+    fresh_dir = tmp_path / "unseen"
+    done = subprocess.run([sys.executable, str(SCRIPTS / "unseen_synthetic.py"), "--params",
+                           str(tmp_path / "tiny.yaml"), "--videos", "2", "--out", str(fresh_dir)],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    fresh = FrameStore.open(fresh_dir / "frames")
+    lengths = [len(fresh.frames(v)) for v in fresh.split("train")]
+    assert len(lengths) == 2
+    seen = {np.asarray(store.frames(v))[0].tobytes() for v in store.split("train")}
+    assert all(np.asarray(fresh.frames(v))[0].tobytes() not in seen for v in fresh.split("train"))  # new footage
+    done = subprocess.run([sys.executable, str(SCRIPTS / "pseudo_anomalies.py"), "--frames",
+                           str(fresh_dir / "frames"), "--model", str(out / "train"), "--unseen", "--json",
+                           str(tmp_path / "unseen.json")],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    unseen = json.loads((tmp_path / "unseen.json").read_text())
+    expected = (sum(n - 4 for n in lengths), sum(n - 12 for n in lengths))  # clips at stride 1 and 3
+    assert (unseen["normal_clips"], unseen["pseudo_clips"]) == expected
+
 
 def test_detect_eval_counts_detected_intervals_and_false_alarms(tmp_path, frame_store):
     from vad.data.store import FrameStore
