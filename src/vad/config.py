@@ -186,6 +186,9 @@ class TrainParams(_Section):
     lr_gamma: Annotated[float, Field(gt=0, le=1)] = 0.1
     center_lr: Annotated[float, Field(gt=0, le=1)] = 1e-5
     lambda_r: Annotated[float, Field(ge=0)] = 0.1
+    # true: the autoencoders' Adam continues from pretraining (its moments and step count, at `lr`), one
+    # schedule across both phases; false: a fresh Adam (the paper does not say which). docs/ped2.md, run 10.
+    continue_adam: bool = False
 
 
 class Amp(str, Enum):

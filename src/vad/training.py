@@ -26,7 +26,8 @@ from vad.data.clips import ClipSource
 from vad.distributed import SINGLE, Distributed, distributed_session
 from vad.errors import ConfigError
 
-__all__ = ["select_device", "seed_everything", "device_name", "fit", "Runtime", "resolve_runtime", "open_runtime"]
+__all__ = ["select_device", "seed_everything", "device_name", "fit", "Runtime", "resolve_runtime", "open_runtime",
+           "match_param_layouts"]
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,8 @@ def open_runtime(device_spec: str, perf: PerfParams) -> Iterator[Runtime]:
         yield runtime
 
 
-def _match_param_layouts(optimizer: torch.optim.Optimizer) -> None:
+def match_param_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give loaded Adam moments their parameters' memory layout."""
     # Resumed moments keep the memory layout they were saved with; a run resumed with another
     # perf.channels_last would hand fused/foreach kernels a parameter and its moments in different layouts.
     for group in optimizer.param_groups:
@@ -300,7 +302,7 @@ def fit(model: torch.nn.Module, clips: ClipSource, step: StepFn, *, epochs: int,
             model.load_state_dict(state["model"])
             for label, optimizer in optimizers.items():
                 optimizer.load_state_dict(state["optimizers"][label])
-                _match_param_layouts(optimizer)
+                match_param_layouts(optimizer)
             for label, scheduler in schedulers.items():
                 scheduler.load_state_dict(state["schedulers"][label])
             history, start = list(state["history"]), int(state["epoch"])

@@ -180,7 +180,7 @@ def test_compiled_network_gives_the_plain_losses(make_params, frame_store, pretr
 
 
 def test_resumed_adam_moments_take_the_layout_of_their_parameters():
-    from vad.training import _match_param_layouts
+    from vad.training import match_param_layouts
 
     conv = torch.nn.Conv2d(4, 8, 3)
     saved = torch.optim.Adam(conv.parameters())
@@ -189,7 +189,7 @@ def test_resumed_adam_moments_take_the_layout_of_their_parameters():
     conv.to(memory_format=torch.channels_last)  # resumed with perf.channels_last on
     resumed = torch.optim.Adam(conv.parameters(), fused=True)
     resumed.load_state_dict(saved.state_dict())
-    _match_param_layouts(resumed)
+    match_param_layouts(resumed)
     moments = resumed.state[conv.weight]
     assert moments["exp_avg"].stride() == moments["exp_avg_sq"].stride() == conv.weight.stride()
     assert torch.equal(moments["exp_avg"], saved.state[conv.weight]["exp_avg"])

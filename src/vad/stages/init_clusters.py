@@ -94,5 +94,8 @@ def run(params: Params, frames_dir: Path, pretrain_dir: Path, out_dir: Path, *, 
                  metrics["init_cluster_distance"])
     else:
         log.info("model.kmeans is off: centers left unset")
-    save_checkpoint(out_dir / CHECKPOINT, {"model": model.state_dict(), "config": model_config(params)})
+    out = {"model": model.state_dict(), "config": model_config(params)}
+    if "ae" in state.get("optimizers", {}):  # for train.continue_adam: pretraining's Adam, passed through
+        out["pretrain_adam"] = state["optimizers"]["ae"]
+    save_checkpoint(out_dir / CHECKPOINT, out)
     return StageResult(outputs={"checkpoint": out_dir / CHECKPOINT}, metrics=metrics)
