@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -150,6 +151,24 @@ def test_ped2_cpu_script_runs_every_stage_and_fit_reports_the_trivial_predictors
     videos = len(store.split("train"))
     assert (pseudo["normal_clips"], pseudo["pseudo_clips"]) == (videos * (15 - 4), videos * (15 - 12))
     assert all(0 <= pseudo[name] <= 1 for name in ("squared", "euclidean", "prediction"))
+
+    # Detection margins: the mean of e * D_u is the raw score of scores.csv (1 / fused), so its ratios follow from it.
+    from vad.plots import abnormal_intervals
+
+    margins = script("detect_margins.py")
+    raw, labels = {}, {}
+    with open(out / "scores.csv") as handle:
+        for row in csv.DictReader(handle):
+            if row["scored"] == "1":
+                raw.setdefault(row["video"], []).append(1 / float(row["fused"]))
+    for video in store.split("test"):
+        labels[video.id] = store.labels(video)[4:]
+    normal_peak = max(np.asarray(raw[v])[labels[v] == 0].max() for v in raw if (labels[v] == 0).any())
+    expected = [np.asarray(raw[v])[start:end + 1].max() / normal_peak
+                for v in raw for start, end in abnormal_intervals(labels[v])]
+    assert len(margins["intervals"]) == len(expected) > 0
+    assert margins["ratios"]["e*D_u mean"] == pytest.approx(expected, rel=1e-4)
+    assert set(margins["ratios"]) == {f"{m} {s}" for m in ("e*D_u", "e", "D_u") for s in ("mean", "max8")}
 
     # --unseen: whole fresh normal videos of the same scene (benchmarks/unseen_synthetic.py), not the hold-out.
     fresh_dir = tmp_path / "unseen"
