@@ -43,7 +43,7 @@ def continue_adam(optimizer: torch.optim.Optimizer, init: dict, init_path: Path,
     """
     if "pretrain_adam" not in init:
         raise DataLayoutError(f"{init_path} carries no pretraining optimizer state, which train.continue_adam "
-                              f"needs; re-run init_clusters (and pretrain, if its checkpoint predates it)")
+                              f"needs (written before the switch); re-run `vad init-clusters` to add it")
     optimizer.load_state_dict(copy.deepcopy(init["pretrain_adam"]))  # torch would share its tensors with `init`
     match_param_layouts(optimizer)
     for group in optimizer.param_groups:
