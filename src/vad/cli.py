@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from vad.allocator import keep_freed_memory
 from vad.atomic import disk_full, is_disk_full
 from vad.errors import VadError
 
@@ -493,6 +494,7 @@ def _terminated(signum: int, frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `vad` console script."""
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     args.debug, args.log_level = getattr(args, "debug", False), getattr(args, "log_level", "INFO")
     # Libraries log their own INFO chatter (great-expectations: ~200 lines per validation); at INFO the user
     # sees this product's lines and kfp's task logs, and every library's warnings.

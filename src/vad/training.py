@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vad.allocator import keep_freed_memory
 from vad.checkpoint import load_checkpoint, save_checkpoint
 from vad.config import Amp, PerfParams
 from vad.data.clips import ClipSource
@@ -188,6 +189,7 @@ def resolve_runtime(device: torch.device, perf: PerfParams, dist: Distributed = 
 @contextmanager
 def open_runtime(device_spec: str, perf: PerfParams) -> Iterator[Runtime]:
     """Set up a training stage: join torchrun's process group if any, pick the device, resolve `perf`."""
+    keep_freed_memory()
     with distributed_session(device_spec) as dist:
         device = dist.device if dist.enabled else select_device(device_spec)
         runtime = resolve_runtime(device, perf, dist)

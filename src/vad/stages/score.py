@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from vad.allocator import keep_freed_memory
 from vad.atomic import atomic_write_text
 from vad.checkpoint import CHECKPOINT
 from vad.config import Params
@@ -36,6 +37,7 @@ def load_model(params: Params, model_dir: Path, cluster_distance: str | None = N
 
     It scores with the cluster map `cluster_distance` if given (a calibration's), else `score.cluster_distance`.
     """
+    keep_freed_memory()
     device = select_device(params.device)
     runtime = resolve_runtime(device, params.perf)  # bf16 autocast and channels_last on GPUs, as in training
     trained = load_trained(model_dir / CHECKPOINT, device)
