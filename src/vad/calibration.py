@@ -1,7 +1,9 @@
 """The alarm threshold: chosen on normal footage the model did not train on, for a false-alarm budget.
 
-The score is the raw anomaly score of a frame, a = mean_p(e(p) * D_u(p)) = 1 / fused (high = abnormal,
-no per-video rescaling, so it can run live). On held-out normal frames it gives an empirical distribution;
+The score is a raw anomaly score of a frame (high = abnormal, no per-video rescaling, so it can run live),
+`alarm_score`: a map, the paper's e(p) * D_u(p) or the prediction error e(p) alone (`detect.map`), pooled
+over the frame by its mean (the paper's, a = 1 / fused) or by its worst window of 2x2 latent cells
+(`detect.pooling`). On held-out normal frames it gives an empirical distribution;
 the threshold for `false_alarms_per_hour` at `fps` is the score exceeded by a share
 p = false_alarms_per_hour / (3600 * fps) of normal frames. An alarm needs at least one exceeding frame, so
 this bounds the false alarms per hour from above (fewer still with a minimum event duration).
@@ -15,19 +17,38 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 
 from vad.atomic import atomic_write_text
 from vad.errors import DataError, DataLayoutError
 
-__all__ = ["Calibration", "calibrate", "CALIBRATION", "MIN_TAIL_FRAMES"]
+__all__ = ["Calibration", "calibrate", "alarm_score", "CALIBRATION", "MIN_TAIL_FRAMES", "ALARM_MAPS", "POOLINGS"]
 
 CALIBRATION = "calibration.json"
 MIN_TAIL_FRAMES = 10  # exceeding frames the empirical quantile needs to stand on
+ALARM_MAPS = ("fused", "prediction")
+POOLINGS = ("mean", "window")
+# the vad.scoring column each alarm score is read from; the fused mean is stored as its reciprocal, s
+_COLUMN = {("fused", "mean"): "fused", ("prediction", "mean"): "prediction_error",
+           ("fused", "window"): "fused_window", ("prediction", "window"): "prediction_window"}
+
+
+def alarm_score(raw: Mapping[str, Any], map: str = "fused", pooling: str = "mean") -> Any:
+    """The alarm score (high = abnormal) of raw scores from `vad.scoring` (floats or arrays, NaN kept).
+
+    `map` "fused" is the paper's e * D_u, "prediction" the prediction error e; `pooling` "mean" its mean over
+    the frame (for the fused map, a = 1 / fused), "window" its largest mean over a 2x2-cell window.
+    """
+    if (map, pooling) not in _COLUMN:
+        raise ValueError(f"alarm map {map!r} / pooling {pooling!r}: expected one of {ALARM_MAPS} / {POOLINGS}")
+    column = _COLUMN[map, pooling]
+    return 1.0 / raw[column] if column == "fused" else raw[column]
 
 
 @dataclass(frozen=True)
@@ -46,6 +67,18 @@ class Calibration:
     # The cluster map the scores were computed with (score.cluster_distance resolved); every command that
     # applies this threshold scores with it. None: a file from before the switch (the model's own).
     cluster_distance: str | None = None
+    # The alarm score the distribution is of (`alarm_score`); files from before the switch: the paper's.
+    map: str = "fused"
+    pooling: str = "mean"
+
+    def __post_init__(self) -> None:
+        if (self.map, self.pooling) not in _COLUMN:
+            raise ValueError(f"alarm map {self.map!r} / pooling {self.pooling!r}: expected one of {ALARM_MAPS} / "
+                             f"{POOLINGS}")
+
+    def score(self, raw: Mapping[str, Any]) -> Any:
+        """The alarm score this calibration's threshold applies to, from raw scores of `vad.scoring`."""
+        return alarm_score(raw, self.map, self.pooling)
 
     def threshold_for(self, false_alarms_per_hour: float, fps: float) -> float:
         """The threshold for another budget or frame rate.
@@ -79,8 +112,8 @@ class Calibration:
 
 
 def calibrate(scores: np.ndarray, false_alarms_per_hour: float, fps: float,
-              cluster_distance: str | None = None) -> Calibration:
-    """The calibration of raw anomaly scores of held-out normal frames (NaN: unscored, ignored).
+              cluster_distance: str | None = None, map: str = "fused", pooling: str = "mean") -> Calibration:
+    """The calibration of alarm scores (`alarm_score` of `map`, `pooling`) of held-out normal frames (NaN: ignored).
 
     Raises:
         DataError: fewer than 2 scored frames, or scores that are not positive.
@@ -91,7 +124,7 @@ def calibrate(scores: np.ndarray, false_alarms_per_hour: float, fps: float,
         raise DataError(f"{len(values)} held-out frames to calibrate on; raise data.holdout_share or add "
                         f"training footage")
     if (values <= 0).any():
-        raise DataError("raw anomaly scores must be positive (a = mean(e * D_u)); the model is broken")
+        raise DataError(f"alarm scores ({map} map, {pooling}) must be positive; the model is broken")
     share = _share(false_alarms_per_hour, fps)
     logs = np.log(values)
     log_mean, log_std = float(logs.mean()), float(logs.std(ddof=1))
@@ -104,7 +137,8 @@ def calibrate(scores: np.ndarray, false_alarms_per_hour: float, fps: float,
         method = "log-normal tail"
     return Calibration(frames=len(values), log_mean=log_mean, log_std=log_std, max_score=float(values.max()),
                        quantiles=quantiles, false_alarms_per_hour=false_alarms_per_hour, fps=fps,
-                       threshold=threshold, method=method, cluster_distance=cluster_distance)
+                       threshold=threshold, method=method, cluster_distance=cluster_distance, map=map,
+                       pooling=pooling)
 
 
 def _share(false_alarms_per_hour: float, fps: float) -> float:

@@ -247,6 +247,11 @@ class DetectParams(_Section):
     holdout_share: Annotated[float, Field(ge=0, le=0.5)] = 0.1
     false_alarms_per_hour: Annotated[float, Field(gt=0)] = 1.0
     fps: Annotated[float, Field(gt=0)] = 25.0  # frame rate assumed where the footage does not tell its own
+    # The alarm score (vad.calibration.alarm_score): the map, the paper's e * D_u ("fused") or the prediction
+    # error e alone ("prediction"), pooled over the frame by its mean (the paper's) or by its worst window of
+    # 2x2 latent cells ("window"). The paper's Eq. 14 AUC does not depend on it.
+    map: Literal["fused", "prediction"] = "fused"
+    pooling: Literal["mean", "window"] = "mean"
     min_event_frames: Annotated[int, Field(ge=1)] = 3  # shorter bursts above the threshold raise no alarm
     merge_gap_frames: Annotated[int, Field(ge=0)] = 5  # bursts this close are one event
     # A live source (camera, stream URL) that cannot be opened or drops is reopened this many times in a row,

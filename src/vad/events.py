@@ -116,11 +116,11 @@ class EventDetector:
 
 def alarm_metrics(videos: Sequence[VideoScores], threshold: float, *, min_frames: int, merge_gap: int,
                   fps: float) -> dict[str, float]:
-    """How the alarms of `vad detect` at `threshold` match the labels (raw score a = 1 / fused, causal events).
+    """How the alarms of `vad detect` at `threshold` match the labels (causal events).
 
-    Frame precision, recall and F1 of a > threshold over scored frames; event recall: the share of labelled
-    intervals overlapped by an event; false alarms: events that overlap no abnormal frame, per minute of normal
-    footage at `fps`.
+    The score is each video's `alarm`, else a = 1 / fused. Frame precision, recall and F1 of a > threshold over
+    scored frames; event recall: the share of labelled intervals overlapped by an event; false alarms: events
+    that overlap no abnormal frame, per minute of normal footage at `fps`.
     """
     from vad.plots import abnormal_intervals
 
@@ -128,7 +128,8 @@ def alarm_metrics(videos: Sequence[VideoScores], threshold: float, *, min_frames
     for video in videos:
         scored = np.asarray(video.scored, bool)
         labels = np.asarray(video.labels, bool)
-        raw = np.where(scored, 1.0 / np.asarray(video.fused, np.float64), np.nan)
+        score = 1.0 / np.asarray(video.fused, np.float64) if video.alarm is None else video.alarm
+        raw = np.where(scored, np.asarray(score, np.float64), np.nan)
         alarm = scored & (raw > threshold)
         tp, fp = tp + int((alarm & labels).sum()), fp + int((alarm & ~labels).sum())
         fn += int((scored & ~alarm & labels).sum())

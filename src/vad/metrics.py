@@ -38,6 +38,8 @@ class VideoScores:
         prediction_error: (frames,) mean_p e(p), or None when not available.
         cluster_distance: (frames,) mean_p D_u(p), or None when the K-means head is off.
         fused: (frames,) raw regularity s = 1 / mean_p(e * D_u), or None when not available.
+        alarm: (frames,) the alarm score alarms are raised on (`vad.calibration.alarm_score`, high =
+            abnormal), or None: the paper's a = 1 / fused.
     """
 
     video_id: str
@@ -47,6 +49,7 @@ class VideoScores:
     prediction_error: np.ndarray | None = None
     cluster_distance: np.ndarray | None = None
     fused: np.ndarray | None = None  # raw regularity s (high = normal), no per-video rescaling
+    alarm: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,10 @@ def evaluate(videos: Sequence[VideoScores]) -> Evaluation:
         # The honest figure for live use: one scale for all videos, as a threshold sees them (no Eq. 14).
         raw = np.concatenate([1.0 / np.asarray(v.fused, np.float64)[np.asarray(v.scored, bool)] for v in videos])
         metrics["auc_raw_pooled"] = frame_auc(all_labels, raw)
+    if videos and all(video.alarm is not None for video in videos):
+        # the same for the score alarms are raised on, where it is not a = 1 / fused (detect.map, detect.pooling)
+        alarm = np.concatenate([np.asarray(v.alarm, np.float64)[np.asarray(v.scored, bool)] for v in videos])
+        metrics["auc_alarm_pooled"] = frame_auc(all_labels, alarm)
     metrics.update(frames_scored=int(all_labels.size), frames_abnormal=int(all_labels.sum()),
                    videos=len(videos), videos_macro=len(defined))
     return Evaluation(metrics=metrics, per_video_auc=per_video, labels=all_labels, scores=all_scores)

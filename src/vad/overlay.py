@@ -1,11 +1,11 @@
 """The overlay video of `vad detect --overlay`: what the detector saw and what it concluded, frame by frame.
 
-Each input frame (as the model saw it, scaled up to at least 240 rows) with the pixel-level anomaly map as a
-heatmap (the map whose mean is the raw anomaly score: prediction error times the upsampled cluster
-distance), under it a timeline of the last 10 s of scores with the threshold, and a red frame and "ALARM"
-while the frame is above the threshold. Heat and timeline are scaled to the threshold, so the colours mean
-the same in every scene: the timeline's dashed line is the threshold, its top twice the threshold, and a
-pixel is fully red at `HEAT_SCALE` times the threshold.
+Each input frame (as the model saw it, scaled up to at least 240 rows) with the pixel-level anomaly map as a heatmap
+(the map the alarm score pools, `detect.map`: prediction error times the upsampled cluster distance, the paper's, or
+the prediction error alone), under it a timeline of the last 10 s of scores with the threshold, and a red frame and
+"ALARM" while the frame is above the threshold. Heat and timeline are scaled to the threshold, so the colours mean
+the same in every scene: the timeline's dashed line is the threshold, its top twice the threshold, and a pixel is
+fully red at `HEAT_SCALE` times the threshold.
 """
 
 from __future__ import annotations

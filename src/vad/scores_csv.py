@@ -2,13 +2,15 @@
 
 One row per frame of each scored video, in frame order:
 
-    video, frame, scored, anomaly, fused, prediction_error, cluster_distance
+    video, frame, scored, anomaly, fused, prediction_error, cluster_distance, fused_window, prediction_window
 
 `scored` is 0 for the first T-1 frames of a video (no full clip ends there; their other columns are empty)
 and 1 elsewhere. `anomaly` is the paper's per-video min-max normalised score (Eq. 14, in [0, 1], high =
 abnormal), `fused` the raw regularity score s = 1 / mean_p(e * D_u) (high = normal), `prediction_error`
-and `cluster_distance` its two parts (`cluster_distance` empty everywhere without k-means). `vad detect`
-writes the same columns plus `DETECT_COLUMNS[7:]`: `anomaly_score` (a = 1 / fused, high = abnormal) and
+and `cluster_distance` its two parts (`cluster_distance` empty everywhere without k-means), `fused_window`
+and `prediction_window` the largest mean of e * D_u and of e over a window of 2x2 latent cells (high =
+abnormal; `vad.scoring.window_max`). `vad detect` writes the same columns plus `DETECT_COLUMNS[9:]`:
+`anomaly_score` (the alarm score of the calibration, `vad.calibration.alarm_score`, high = abnormal) and
 `is_anomaly` (0 or 1 at the threshold); a live source leaves `anomaly` empty (Eq. 14 needs the whole video).
 """
 
@@ -26,11 +28,14 @@ from vad.metrics import anomaly_from_regularity
 
 __all__ = ["RAW_SCORES", "COLUMNS", "DETECT_COLUMNS", "format_value", "video_rows", "read_scores"]
 
-RAW_SCORES = ("fused", "prediction_error", "cluster_distance")  # what vad.scoring computes for each clip
+# what vad.scoring computes for each clip
+RAW_SCORES = ("fused", "prediction_error", "cluster_distance", "fused_window", "prediction_window")
 COLUMNS = ("video", "frame", "scored", "anomaly", *RAW_SCORES)
 DETECT_COLUMNS = (*COLUMNS, "anomaly_score", "is_anomaly")
 # Columns that every scored row must fill; cluster_distance is empty everywhere when K-means is off.
-_REQUIRED_WHEN_SCORED = ("anomaly", "fused", "prediction_error")
+_REQUIRED_WHEN_SCORED = ("anomaly", "fused", "prediction_error", "fused_window", "prediction_window")
+# Files written before the window scores existed lack them: read as NaN (what needs them asks for a re-score)
+_OPTIONAL = ("fused_window", "prediction_window")
 
 
 def format_value(value: float) -> str:
@@ -46,7 +51,7 @@ def video_rows(video: str, frames: int, raw: dict[str, np.ndarray], clip_len: in
     anomaly = anomaly_from_regularity(raw["fused"])
     for frame in range(frames):
         if frame < clip_len - 1:  # no full clip ends here: reported as unscored, never filled in
-            yield (video, frame, 0, "", "", "", "")
+            yield (video, frame, 0, "", *("" for _ in RAW_SCORES))
             continue
         i = frame - clip_len + 1
         yield (video, frame, 1, format_value(anomaly[i]), *(format_value(raw[c][i]) for c in RAW_SCORES))
@@ -70,8 +75,9 @@ def read_scores(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
     """Read `scores.csv` into per-video column arrays, sorted by frame.
 
     Returns:
-        {video: {"frame": int64, "scored": bool, "anomaly", "fused", "prediction_error",
-        "cluster_distance": float64 with NaN where the file holds an empty string}}, videos in file order.
+        {video: {"frame": int64, "scored": bool, "anomaly", "fused", "prediction_error", "cluster_distance",
+        "fused_window", "prediction_window": float64 with NaN where the file holds an empty string}}, videos
+        in file order.
 
     Raises:
         DataLayoutError: the file is missing.
@@ -86,7 +92,7 @@ def read_scores(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
         for column in COLUMNS:
-            if column not in header:
+            if column not in header and column not in _OPTIONAL:
                 raise DataError(f"{path}: column '{column}' missing from the header "
                                 f"(found {','.join(header)}); expected {','.join(COLUMNS)}; "
                                 "re-run `vad score`")
@@ -101,8 +107,9 @@ def read_scores(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
                 raise DataError(f"{path}, line {line}: scored {row['scored']!r} must be 0 or 1; "
                                 "re-run `vad score`")
             scored = row["scored"] == "1"
-            values = [_parse_float(row[c] or "", path, line, c) for c in COLUMNS[3:]]
-            if scored and any(np.isnan(values[COLUMNS.index(c) - 3]) for c in _REQUIRED_WHEN_SCORED):
+            values = [_parse_float(row.get(c) or "", path, line, c) for c in COLUMNS[3:]]
+            if scored and any(np.isnan(values[COLUMNS.index(c) - 3]) for c in _REQUIRED_WHEN_SCORED
+                              if c in header):
                 raise DataError(f"{path}, line {line}: scored frame without "
                                 f"{'/'.join(_REQUIRED_WHEN_SCORED)}; re-run `vad score`")
             rows.setdefault(row["video"], []).append((frame, scored, *values))

@@ -20,7 +20,10 @@ from vad.data.store import FrameStore, VideoEntry
 from vad.models.two_stream_ae import TwoStreamAE
 from vad.scores_csv import RAW_SCORES
 
-__all__ = ["clip_scores", "stream_scores", "score_clips", "score_frames", "score_store", "RAW_SCORES", "READ_AHEAD"]
+__all__ = [
+    "clip_scores", "window_max", "stream_scores", "score_clips", "score_frames", "score_store", "RAW_SCORES",
+    "READ_AHEAD",
+]
 
 
 
@@ -31,9 +34,10 @@ def clip_scores(model: TwoStreamAE, clips: torch.Tensor, use_clusters: bool = Tr
 
     `prediction_error` = mean_p e(p), with e(p) the squared error of the predicted last frame at pixel p
     (mean over channels); `cluster_distance` = mean_p D_u(p), D(r) nearest-upsampled to the image size
-    (NaN without clustering); `fused` = s = 1 / mean_p(e(p) * D_u(p)), high for normal clips.
-    With `maps`, also `map`: the pixel-level anomaly map e(p) * D_u(p) (e(p) without clustering), (B, H, W),
-    whose mean is 1 / fused.
+    (NaN without clustering); `fused` = s = 1 / mean_p(e(p) * D_u(p)), high for normal clips;
+    `fused_window` and `prediction_window`: the largest mean of e * D_u and of e over a window of 2x2 latent
+    cells (`window_max`), high for abnormal clips. With `maps`, also `map`: the pixel-level anomaly map
+    e(p) * D_u(p) (e(p) without clustering), (B, H, W), whose mean is 1 / fused, and `error_map`: e(p).
     """
     outputs = model(clips)
     with torch.autocast(clips.device.type, enabled=False):  # under autocast, only the network runs in bf16
@@ -49,9 +53,23 @@ def _scores(model: TwoStreamAE, outputs, use_clusters: bool, maps: bool = False)
         cluster = upsampled.mean(dim=(1, 2))
     else:
         pixels, cluster = error, torch.full_like(error[:, 0, 0], float("nan"))
+    grid = tuple(outputs.r.shape[-2:])
     scores = {"fused": 1.0 / pixels.mean(dim=(1, 2)).clamp_min(1e-12), "prediction_error": error.mean(dim=(1, 2)),
-              "cluster_distance": cluster}
-    return {**scores, "map": pixels} if maps else scores
+              "cluster_distance": cluster, "fused_window": window_max(pixels, grid),
+              "prediction_window": window_max(error, grid)}
+    return {**scores, "map": pixels, "error_map": error} if maps else scores
+
+
+def window_max(pixels: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(B, H, W) map -> (B,): its largest mean over a window of 2x2 cells of `grid`, moved one cell at a time.
+
+    The cells are those of the latent grid (h, w) (one representation r, one cluster distance each); a
+    2x2-cell window wholly holds any object of one cell's size wherever it lies, which a single cell does not.
+    """
+    (height, width), (rows, cols) = pixels.shape[-2:], grid
+    cell = (height // rows, width // cols)
+    kernel = (cell[0] * min(2, rows), cell[1] * min(2, cols))
+    return F.avg_pool2d(pixels[:, None], kernel, stride=cell).amax(dim=(1, 2, 3))
 
 
 def stream_scores(model: TwoStreamAE, frames: Iterable[np.ndarray | None], clip_len: int, batch_size: int,
@@ -62,7 +80,8 @@ def stream_scores(model: TwoStreamAE, frames: Iterable[np.ndarray | None], clip_
     Causal: frame t's scores come from frames t-T+1..t. `frames` are uint8 (H, W, C); a None (a live
     source's reconnect, `vad.data.live.GAP`) ends the current run of consecutive frames: the T-1 frames
     after it end no clip. With `batch_size` 1 every frame is scored as it arrives (live sources); files
-    use larger batches. With `maps`, each dict also holds `map`, the frame's (H, W) float32 anomaly map.
+    use larger batches. With `maps`, each dict also holds `map` and `error_map`, the frame's (H, W) float32
+    anomaly maps (`clip_scores`).
     """
     autocast = torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
     pending: list[np.ndarray] = []
@@ -74,11 +93,11 @@ def stream_scores(model: TwoStreamAE, frames: Iterable[np.ndarray | None], clip_
         with autocast:
             scores = clip_scores(model, to_model_input(chunk[starts[:, None] + torch.arange(clip_len, device=device)]),
                                  use_clusters, maps)
-        pixels = scores.pop("map").cpu().numpy() if maps else None
+        pixels = {name: scores.pop(name).cpu().numpy() for name in ("map", "error_map")} if maps else {}
         values = {name: column.double().cpu().numpy() for name, column in scores.items()}
         for i in range(len(starts)):
             record = {name: float(column[i]) for name, column in values.items()}
-            yield first + i + clip_len - 1, record if pixels is None else {**record, "map": pixels[i]}
+            yield first + i + clip_len - 1, {**record, **{name: array[i] for name, array in pixels.items()}}
 
     number = 0
     for frame in frames:

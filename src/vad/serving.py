@@ -8,10 +8,11 @@ Frames of another size or colour mode are resized and converted to what the mode
 
 Response, one row per clip: `sequence`, `frame` (the clip's last frame, within its sequence), `fused`
 (s = 1 / mean_p(e * D_u), high = normal), `prediction_error`, `cluster_distance` (NaN without k-means),
-`anomaly_score` (a = 1 / fused, high = abnormal) and, for a calibrated model, `is_anomaly` (a above the
-threshold). Optional request params `false_alarms_per_hour` and `fps` choose another threshold from the
-calibration (0: the budget and frame rate it was made for). Per-video normalisation (Eq. 14) is left to
-the caller, as it needs the whole video.
+`fused_window`, `prediction_window` (`vad.scores_csv`), `anomaly_score` (the alarm score the model was
+calibrated on, `vad.calibration.alarm_score`; uncalibrated: a = 1 / fused; high = abnormal) and, for a
+calibrated model, `is_anomaly` (the alarm score above the threshold). Optional request params
+`false_alarms_per_hour` and `fps` choose another threshold from the calibration (0: the budget and frame rate
+it was made for). Per-video normalisation (Eq. 14) is left to the caller, as it needs the whole video.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class ClipScorer(mlflow.pyfunc.PythonModel):
         import pandas as pd
         import torch
 
+        from vad.calibration import alarm_score
         from vad.scoring import RAW_SCORES, stream_scores
 
         data = self.data_params
@@ -91,7 +93,7 @@ class ClipScorer(mlflow.pyfunc.PythonModel):
                                                    self.model_params.kmeans, self.device):
                     rows.append({"sequence": index, "frame": frame, **{c: values[c] for c in RAW_SCORES}})
         table = pd.DataFrame(rows, columns=["sequence", "frame", *RAW_SCORES])
-        table["anomaly_score"] = 1.0 / table["fused"]
+        table["anomaly_score"] = self.calibration.score(table) if self.calibration else alarm_score(table)
         if self.calibration is not None:
             table["is_anomaly"] = table["anomaly_score"] > self.threshold(params or {})
         return table

@@ -188,3 +188,23 @@ def test_the_overlay_video_has_one_frame_per_input_frame_with_the_alarm_marked(t
     red = list((red_ > 200) & (green < 80) & (blue < 80))  # the heat colours never reach this red
     assert red == [row["is_anomaly"] == "1" for row in rows]
     assert not list(tmp_path.glob("*.partial.mp4"))
+
+
+def test_detect_raises_alarms_on_the_alarm_score_its_threshold_was_calibrated_on(trained, params, raw_dataset,
+                                                                                tmp_path):
+    window = params.model_copy(update={"detect": params.detect.model_copy(update={"map": "prediction",
+                                                                                 "pooling": "window"})})
+    path = tmp_path / "calibration.json"
+    calibrate.run(window, trained["frames"], trained["train"], path)
+    video = sorted((raw_dataset / "test").iterdir())[0]
+    score.run_videos(params, [video], trained["train"], tmp_path / "offline.csv")
+    # params say the paper's fused mean: the calibration's alarm score wins, or its threshold would mean nothing
+    detect.run(params, [str(video)], trained["train"], tmp_path / "out", calibration_path=path, threshold=None)
+    rows = list(csv.DictReader((tmp_path / "out" / "scores.csv").open()))
+    reference = list(csv.DictReader((tmp_path / "offline.csv").open()))
+    threshold = Calibration.load(path).threshold_for(params.detect.false_alarms_per_hour, 10.0)
+    scored = [(row, ref) for row, ref in zip(rows, reference, strict=True) if row["scored"] == "1"]
+    assert scored
+    for row, ref in scored:
+        assert float(row["anomaly_score"]) == pytest.approx(float(ref["prediction_window"]), rel=1e-6)
+        assert row["is_anomaly"] == str(int(float(row["anomaly_score"]) > threshold))

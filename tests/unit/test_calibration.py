@@ -1,13 +1,14 @@
 """The alarm threshold from held-out normal scores, on distributions whose quantiles are known."""
 
+import json
 import math
 from statistics import NormalDist
 
 import numpy as np
 import pytest
 
-from vad.calibration import Calibration, calibrate
-from vad.errors import DataError
+from vad.calibration import Calibration, alarm_score, calibrate
+from vad.errors import DataError, DataLayoutError
 
 
 def test_a_budget_the_footage_can_see_uses_the_empirical_quantile():
@@ -50,3 +51,34 @@ def test_a_calibration_round_trips_and_gives_thresholds_for_other_frame_rates(tm
 def test_unusable_scores_are_refused(scores):
     with pytest.raises(DataError):
         calibrate(np.array(scores), 1.0, 25.0)
+
+
+RAW = {"fused": np.array([4.0, 0.5]), "prediction_error": np.array([0.1, 0.2]),
+       "fused_window": np.array([0.3, 0.9]), "prediction_window": np.array([0.15, 0.7])}
+
+
+@pytest.mark.parametrize("map_, pooling, expected", [
+    ("fused", "mean", [0.25, 2.0]),  # the paper's a = 1 / s
+    ("prediction", "mean", [0.1, 0.2]),
+    ("fused", "window", [0.3, 0.9]),
+    ("prediction", "window", [0.15, 0.7]),
+])
+def test_alarm_score_reads_the_map_and_pooling_it_is_asked_for(map_, pooling, expected):
+    np.testing.assert_array_equal(alarm_score(RAW, map_, pooling), expected)
+    calibration = calibrate(np.array([1.0, 2.0, 3.0]), 1.0, 10.0, map=map_, pooling=pooling)
+    np.testing.assert_array_equal(calibration.score(RAW), expected)
+
+
+def test_a_calibration_keeps_its_alarm_score_and_one_from_before_the_switch_is_the_paper_s(tmp_path):
+    path = tmp_path / "calibration.json"
+    calibrate(np.array([1.0, 2.0, 3.0]), 1.0, 10.0, map="prediction", pooling="window").save(path)
+    loaded = Calibration.load(path)
+    assert (loaded.map, loaded.pooling) == ("prediction", "window")
+    old = json.loads(path.read_text())
+    del old["map"], old["pooling"]
+    path.write_text(json.dumps(old))
+    assert (Calibration.load(path).map, Calibration.load(path).pooling) == ("fused", "mean")
+    old["pooling"] = "median"
+    path.write_text(json.dumps(old))
+    with pytest.raises(DataLayoutError, match="calibrat"):
+        Calibration.load(path)

@@ -18,9 +18,9 @@ def _write(path, lines):
 def test_read_scores_parses_columns_and_sorts_frames(tmp_path):
     path = _write(tmp_path / "scores.csv", [
         ",".join(SCORE_COLUMNS),
-        "v1,1,1,0.5,2.0,0.1,",
-        "v1,0,0,,,,",
-        "v2,0,1,1.0,3.0,0.2,",
+        "v1,1,1,0.5,2.0,0.1,,0.4,0.3",
+        "v1,0,0,,,,,,",
+        "v2,0,1,1.0,3.0,0.2,,0.5,0.6",
     ])
     scores = read_scores(path)
     assert list(scores) == ["v1", "v2"]
@@ -29,6 +29,14 @@ def test_read_scores_parses_columns_and_sorts_frames(tmp_path):
     assert math.isnan(scores["v1"]["anomaly"][0])
     assert scores["v1"]["anomaly"][1] == 0.5
     assert np.isnan(scores["v1"]["cluster_distance"]).all()
+    assert scores["v2"]["fused_window"][0] == 0.5 and scores["v2"]["prediction_window"][0] == 0.6
+
+
+def test_read_scores_of_a_file_from_before_the_window_scores_gives_them_as_nan(tmp_path):
+    path = _write(tmp_path / "scores.csv", [",".join(SCORE_COLUMNS[:7]), "v,0,0,,,,", "v,1,1,0.5,2.0,0.1,"])
+    scores = read_scores(path)["v"]
+    assert scores["fused"][1] == 2.0
+    assert np.isnan(scores["fused_window"]).all() and np.isnan(scores["prediction_window"]).all()
 
 
 def test_read_scores_names_the_file_and_the_missing_column(tmp_path):
@@ -38,10 +46,11 @@ def test_read_scores_names_the_file_and_the_missing_column(tmp_path):
 
 
 @pytest.mark.parametrize("row, match", [
-    ("v,x,0,,,,", "frame"),
-    ("v,0,2,,,,", "scored"),
-    ("v,0,1,,1.0,0.1,", "scored frame without"),
-    ("v,0,1,abc,1.0,0.1,", "anomaly"),
+    ("v,x,0,,,,,,", "frame"),
+    ("v,0,2,,,,,,", "scored"),
+    ("v,0,1,,1.0,0.1,,0.1,0.1", "scored frame without"),
+    ("v,0,1,0.5,1.0,0.1,,,0.1", "scored frame without"),
+    ("v,0,1,abc,1.0,0.1,,0.1,0.1", "anomaly"),
 ])
 def test_read_scores_rejects_malformed_rows(tmp_path, row, match):
     path = _write(tmp_path / "scores.csv", [",".join(SCORE_COLUMNS), row])
@@ -50,7 +59,7 @@ def test_read_scores_rejects_malformed_rows(tmp_path, row, match):
 
 
 def test_read_scores_rejects_a_repeated_frame(tmp_path):
-    path = _write(tmp_path / "scores.csv", [",".join(SCORE_COLUMNS), "v,0,0,,,,", "v,0,0,,,,"])
+    path = _write(tmp_path / "scores.csv", [",".join(SCORE_COLUMNS), "v,0,0,,,,,,", "v,0,0,,,,,,"])
     with pytest.raises(DataError, match="frame 0 twice"):
         read_scores(path)
 
@@ -62,12 +71,14 @@ def test_read_scores_raises_layout_error_when_missing(tmp_path):
 
 def test_rows_written_for_a_video_read_back_as_its_scores(tmp_path):
     raw = {"fused": np.array([4.0, 2.0, 8.0]), "prediction_error": np.array([0.1, 0.2, 0.3]),
-           "cluster_distance": np.array([1.0, 1.5, 2.0])}
+           "cluster_distance": np.array([1.0, 1.5, 2.0]), "fused_window": np.array([0.5, 1.0, 0.25]),
+           "prediction_window": np.array([0.2, 0.3, 0.4])}
     rows = list(video_rows("v", 5, raw, clip_len=3))
     path = _write(tmp_path / "scores.csv", [",".join(SCORE_COLUMNS), *(",".join(map(str, r)) for r in rows)])
     scores = read_scores(path)["v"]
     np.testing.assert_array_equal(scores["scored"], [False, False, True, True, True])
     np.testing.assert_allclose(scores["fused"][2:], raw["fused"])
+    np.testing.assert_allclose(scores["prediction_window"][2:], raw["prediction_window"])
     # Eq. 14 within the video: 1 - (s - min) / (max - min), high = abnormal
     np.testing.assert_allclose(scores["anomaly"][2:], [2 / 3, 1.0, 0.0], atol=1e-7)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from vad.config import DataParams, ModelParams
 from vad.models import build_model
-from vad.scoring import score_frames, stream_scores
+from vad.scoring import score_frames, stream_scores, window_max
 
 
 def _model():
@@ -48,3 +49,29 @@ def test_the_score_of_a_frame_does_not_depend_on_later_frames():
     full = dict(stream_scores(model, iter(frames), 5, 1, True, torch.device("cpu")))
     cut = dict(stream_scores(model, iter(frames[:12]), 5, 1, True, torch.device("cpu")))
     assert all(cut[t]["fused"] == full[t]["fused"] for t in cut)
+
+
+def _window_by_loops(pixels, grid):
+    (height, width), (rows, cols) = pixels.shape, grid
+    ch, cw = height // rows, width // cols
+    kh, kw = ch * min(2, rows), cw * min(2, cols)
+    return max(pixels[y:y + kh, x:x + kw].mean() for y in range(0, height - kh + 1, ch)
+               for x in range(0, width - kw + 1, cw))
+
+
+@pytest.mark.parametrize("grid", [(4, 4), (4, 2), (1, 4)])
+def test_window_max_is_the_largest_mean_over_2x2_cells_moved_one_cell_at_a_time(grid):
+    pixels = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    got = window_max(pixels, grid)
+    expected = [_window_by_loops(p.numpy(), grid) for p in pixels]
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
+
+
+def test_an_object_of_one_cell_s_size_anywhere_lies_wholly_in_a_window():
+    # 16 x 16 map, 4 x 4 cells: a 4 x 4 object is wholly inside some 8 x 8 window wherever it lies, so the
+    # score is its mass over the window's area (16 / 64), never split as it would be between single cells
+    for y in range(13):
+        for x in range(13):
+            pixels = torch.zeros(1, 16, 16, dtype=torch.float64)
+            pixels[0, y:y + 4, x:x + 4] = 1.0
+            assert window_max(pixels, (4, 4)).item() == pytest.approx(0.25)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from vad.calibration import calibrate
+from vad.calibration import alarm_score, calibrate
 from vad.checkpoint import CHECKPOINT
 from vad.config import Params
 from vad.data.base import Split
@@ -27,7 +27,8 @@ def run(params: Params, frames_dir: Path, model_dir: Path, out_path: Path) -> St
 
     The share held out is the one the model was trained with (its checkpoint says), so the clips scored here
     are exactly those no gradient step saw. The threshold is chosen for `detect.false_alarms_per_hour` at
-    `detect.fps`; `vad detect` adapts it to the footage's own frame rate.
+    `detect.fps`, on the alarm score of `detect.map` and `detect.pooling` (stored with it); `vad detect` adapts
+    it to the footage's own frame rate.
 
     Raises:
         ConfigError: the model was trained without a hold-out (`detect.holdout_share` 0, or an older model).
@@ -47,10 +48,12 @@ def run(params: Params, frames_dir: Path, model_dir: Path, out_path: Path) -> St
     clips = ClipSource.from_split(store, Split.TRAIN, trained.data_params.clip_len, device, holdout_share=share,
                                   part="holdout")
     raw = score_clips(trained.model, clips, params.score.batch_size, trained.model_params.kmeans, device)
-    scores = 1.0 / raw["fused"]  # the raw anomaly score a, high = abnormal
-    result = calibrate(scores, params.detect.false_alarms_per_hour, params.detect.fps, cluster_distance)
+    detect = params.detect
+    scores = alarm_score(raw, detect.map, detect.pooling)  # high = abnormal
+    result = calibrate(scores, detect.false_alarms_per_hour, detect.fps, cluster_distance, detect.map, detect.pooling)
     result.save(out_path)
-    log.info("calibrated on %d held-out normal clips: threshold %.6g (%s, %g false alarms/hour at %g frames/s)",
-             result.frames, result.threshold, result.method, result.false_alarms_per_hour, result.fps)
+    log.info("calibrated on %d held-out normal clips: threshold %.6g on the %s map's %s (%s, %g false alarms/hour "
+             "at %g frames/s)", result.frames, result.threshold, result.map, result.pooling, result.method,
+             result.false_alarms_per_hour, result.fps)
     return StageResult(outputs={"calibration": out_path},
                        metrics={"calibration_frames": float(result.frames), "threshold": result.threshold})

@@ -1,8 +1,8 @@
 """Stage `detect`: alarms on footage, with the calibrated threshold (vad.calibration, vad.events).
 
     <out_dir>/
-        scores.csv     the scores.csv columns, plus `anomaly_score` (raw a = 1 / fused, high = abnormal, no
-                       per-video rescaling) and `is_anomaly` (a above the threshold)
+        scores.csv     the scores.csv columns, plus `anomaly_score` (the calibration's alarm score, high =
+                       abnormal, no per-video rescaling) and `is_anomaly` (above the threshold)
         events.jsonl   one event per line: start_frame, end_frame, times (s), peak frame, time and score
 
 Scoring is causal: the score of frame t comes from the clip that ends at t (frames t-T+1..t), never from a
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vad.calibration import CALIBRATION, Calibration
+from vad.calibration import CALIBRATION, Calibration, alarm_score
 from vad.config import Params
 from vad.data.decode import iter_frames, prefetch
 from vad.data.live import Retry, SourceLost, is_live, live_frames, live_name, source_fps
@@ -256,7 +256,7 @@ def _detect_one(params: Params, trained, runtime, item, name: str, live: bool, t
                     writer.write(recent.pop(unscored), math.nan, None, alarm)
             alarm = run.record(number, values)
             if writer is not None:
-                writer.write(recent.pop(number), 1.0 / values["fused"], values["map"], alarm)
+                writer.write(recent.pop(number), run.score(values), values[run.map_key], alarm)
     finally:
         totals["frames"] += state["frames"]
         if run.detector is not None:
@@ -286,6 +286,13 @@ class _SourceRun:
         self.rows: list[tuple] = []
         self.fused: list[float] = []
         self.rows_done = self.events = 0
+        # the alarm score the threshold holds for: the calibration's, or the params' with a given threshold
+        self.map, self.pooling = (calibration.map, calibration.pooling) if calibration else (detect.map, detect.pooling)
+        self.map_key = "map" if self.map == "fused" else "error_map"  # the heatmap the overlay draws
+
+    def score(self, values: dict) -> float:
+        """The alarm score of one frame's raw scores."""
+        return float(alarm_score(values, self.map, self.pooling))
 
     def start(self, fps: float) -> None:
         """The threshold and the detector, once the frame rate is known (a live source's, when it opens)."""
@@ -298,10 +305,10 @@ class _SourceRun:
     def record(self, number: int, values: dict | None) -> bool:
         """Frame `number`'s row (unscored when `values` is None); returns whether it is above the threshold."""
         if values is None:
-            row, score, alarm = (self.name, number, 0, "", "", "", "", "", 0), math.nan, False
+            row, score, alarm = (self.name, number, 0, "", *("" for _ in RAW_SCORES), "", 0), math.nan, False
             self.fused.append(math.nan)
         else:
-            score = 1.0 / values["fused"]
+            score = self.score(values)
             alarm = score > self.limit
             # `anomaly` (per-video min-max, Eq. 14) needs the whole video: filled in at the end for files
             row = (self.name, number, 1, "", *(format_value(values[c]) for c in RAW_SCORES), format_value(score),

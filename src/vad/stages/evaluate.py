@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from vad.atomic import atomic_dir, atomic_write_text
-from vad.calibration import Calibration
+from vad.calibration import Calibration, alarm_score
 from vad.config import DetectParams
 from vad.data.base import Split
 from vad.data.store import FrameStore, VideoEntry
@@ -43,9 +43,10 @@ def run(frames_dir: Path, scores_csv: Path, metrics_path: Path, plots_dir: Path,
         calibration: Calibration | None = None, detect: DetectParams | None = None) -> StageResult:
     """Evaluate the test scores in `scores_csv` against the labels of the frame store in `frames_dir`.
 
-    Besides the paper's per-video-normalised AUCs: `auc_raw_pooled` (the raw score on one scale for every
-    video, as a live threshold sees it) and, with a `calibration`, the alarms at its threshold for
-    `detect.false_alarms_per_hour` at `detect.fps` (`vad.metrics.alarm_metrics`).
+    Besides the paper's per-video-normalised AUCs: `auc_raw_pooled` (the raw score a = 1 / fused on one scale
+    for every video, as a live threshold sees it), `auc_alarm_pooled` (the same for the alarm score, where the
+    calibration's, else `detect.map` and `detect.pooling`, is another) and, with a `calibration`, the alarms at
+    its threshold for `detect.false_alarms_per_hour` at `detect.fps` (`vad.metrics.alarm_metrics`).
 
     Every check runs before anything is written; `metrics_path` and `plots_dir` are replaced atomically.
 
@@ -54,7 +55,10 @@ def run(frames_dir: Path, scores_csv: Path, metrics_path: Path, plots_dir: Path,
             frame by frame, or the scored frames hold a single class.
     """
     store = FrameStore.open(frames_dir)
-    videos = _video_scores(store, read_scores(scores_csv), Path(scores_csv))
+    detect = detect or DetectParams()
+    # alarms are measured on the score the threshold was calibrated on; without one, on the params'
+    alarm = (calibration.map, calibration.pooling) if calibration else (detect.map, detect.pooling)
+    videos = _video_scores(store, read_scores(scores_csv), Path(scores_csv), alarm)
     evaluation = evaluate(videos)
     if math.isnan(evaluation.metrics["auc_micro"]):
         raise DataError(
@@ -64,7 +68,6 @@ def run(frames_dir: Path, scores_csv: Path, metrics_path: Path, plots_dir: Path,
         )
     measured = dict(evaluation.metrics)
     if calibration is not None:
-        detect = detect or DetectParams()
         measured |= alarm_metrics(videos, calibration.threshold_for(detect.false_alarms_per_hour, detect.fps),
                                   min_frames=detect.min_event_frames, merge_gap=detect.merge_gap_frames,
                                   fps=detect.fps)
@@ -94,8 +97,8 @@ def run(frames_dir: Path, scores_csv: Path, metrics_path: Path, plots_dir: Path,
     return StageResult(outputs={"metrics": Path(metrics_path), "plots": Path(plots_dir)}, metrics=metrics)
 
 
-def _video_scores(store: FrameStore, scores: dict[str, dict[str, np.ndarray]],
-                  scores_csv: Path) -> list[VideoScores]:
+def _video_scores(store: FrameStore, scores: dict[str, dict[str, np.ndarray]], scores_csv: Path,
+                  alarm: tuple[str, str] = ("fused", "mean")) -> list[VideoScores]:
     tests = store.split(Split.TEST)
     if not tests:
         raise DataError(f"frame store {store.root} has no test videos; nothing to evaluate; "
@@ -111,11 +114,11 @@ def _video_scores(store: FrameStore, scores: dict[str, dict[str, np.ndarray]],
     if stale:
         raise DataError(f"{scores_csv} scores videos that are not test videos of {store.root} "
                         f"({', '.join(stale)}); re-run `vad score` on this frame store")
-    return [_one_video(store, video, scores.get(video.id), scores_csv) for video in tests]
+    return [_one_video(store, video, scores.get(video.id), scores_csv, alarm) for video in tests]
 
 
 def _one_video(store: FrameStore, video: VideoEntry, columns: dict[str, np.ndarray] | None,
-               scores_csv: Path) -> VideoScores:
+               scores_csv: Path, alarm: tuple[str, str]) -> VideoScores:
     if columns is None:
         raise DataError(f"{scores_csv} has no rows for test video '{video.id}'; re-run `vad score`")
     if not np.array_equal(columns["frame"], np.arange(video.frames)):
@@ -126,10 +129,15 @@ def _one_video(store: FrameStore, video: VideoEntry, columns: dict[str, np.ndarr
         raise DataError(f"labels of test video '{video.id}' in {store.root} hold {labels.size} frames, "
                         f"the video {video.frames}; re-run `vad extract`")
     cluster = columns["cluster_distance"]
+    score = None if alarm == ("fused", "mean") else alarm_score(columns, *alarm)
+    if score is not None and np.isnan(score[columns["scored"]]).any():
+        raise DataError(f"{scores_csv} has no {alarm[0]}-map {alarm[1]} scores for test video '{video.id}' (written "
+                        "before them); re-run `vad score`")
     return VideoScores(
         video_id=video.id, labels=labels.astype(np.uint8), scored=columns["scored"],
         anomaly=columns["anomaly"], prediction_error=columns["prediction_error"],
         cluster_distance=None if np.isnan(cluster[columns["scored"]]).all() else cluster, fused=columns["fused"],
+        alarm=score,
     )
 
 

@@ -121,6 +121,7 @@ def run(params: Params, frames_dir: Path, pretrain_dir: Path, model_dir: Path, m
                     "dataset": store.dataset, "run_id": run_id, "model_digest": model_digest}
             if calibration is not None:
                 tags["threshold"] = f"{calibration.threshold:.8g}"
+                tags["alarm_score"] = f"{calibration.map} map, {calibration.pooling}"  # what the threshold is of
             for key, value in tags.items():
                 client.set_model_version_tag(name, version, key, value)
             client.update_model_version(name, version, description=_version_description(

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from vad.calibration import calibrate
 from vad.errors import DataError
 from vad.scores_csv import COLUMNS as SCORE_COLUMNS
 from vad.stages.evaluate import run
@@ -47,12 +48,13 @@ def _write_scores(path, videos=("a", "b"), cluster=False):
             n = LABELS[video_id].size
             for frame in range(n):
                 if frame < CLIP_LEN - 1:
-                    writer.writerow([video_id, frame, 0, "", "", "", ""])
+                    writer.writerow([video_id, frame, 0, "", "", "", "", "", ""])
                     continue
                 i = frame - (CLIP_LEN - 1)
                 pe = PREDICTION[video_id][i]
                 cd = 2 * pe if cluster else ""
-                writer.writerow([video_id, frame, 1, ANOMALY[video_id][i], 1.0 / pe, pe, cd])
+                # the window scores: the frame's own means (a uniform map)
+                writer.writerow([video_id, frame, 1, ANOMALY[video_id][i], 1.0 / pe, pe, cd, pe * (cd or 1), pe])
     return path
 
 
@@ -164,3 +166,37 @@ def test_run_raises_when_scores_hold_a_video_the_store_does_not_test(paths):
         csv.writer(handle).writerow(["train0", 0, 0, "", "", "", ""])
     with pytest.raises(DataError, match="train0"):
         run(**paths)
+
+
+def _with_prediction_window(path, values):
+    rows = list(csv.DictReader(path.open()))
+    for row in rows:
+        if row["scored"] == "1":
+            row["prediction_window"] = values(row)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=SCORE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_run_measures_alarms_on_the_alarm_score_of_the_calibration(paths):
+    # a prediction_window that tells the abnormal frames apart where 1 / fused does not
+    _with_prediction_window(paths["scores_csv"], lambda row: 1.0 + LABELS[row["video"]][int(row["frame"])])
+    calibration = calibrate(np.array([1.0, 1.1, 1.2, 1.3]), 1.0, 10.0, map="prediction", pooling="window")
+    assert calibration.threshold < 2.0  # between the normal (1.0) and the abnormal (2.0) frames
+    metrics = run(**paths, calibration=calibration).metrics
+    raw = np.concatenate([PREDICTION[v] for v in ("a", "b")])  # a = 1 / fused
+    assert metrics["auc_raw_pooled"] == pytest.approx(roc_auc_score(np.r_[_scored("a"), _scored("b")], raw), abs=1e-6)
+    assert metrics["auc_alarm_pooled"] == 1.0
+    assert metrics["alarm_frame_precision"] == metrics["alarm_frame_recall"] == metrics["alarm_event_recall"] == 1.0
+    assert metrics["alarm_false_events"] == 0
+    assert "auc_alarm_pooled" not in run(**paths).metrics  # the paper's a = 1 / fused: auc_raw_pooled says it
+
+
+def test_run_asks_to_rescore_a_file_without_the_alarm_score_s_column(paths):
+    rows = [line.split(",")[:7] for line in paths["scores_csv"].read_text().splitlines()]
+    paths["scores_csv"].write_text("\n".join(",".join(row) for row in rows) + "\n")  # as written before windows
+    run(**paths)  # the paper's score needs no window column
+    calibration = calibrate(np.array([1.0, 1.1, 1.2, 1.3]), 1.0, 10.0, map="fused", pooling="window")
+    with pytest.raises(DataError, match="fused-map window.*re-run `vad score`"):
+        run(**paths, calibration=calibration)

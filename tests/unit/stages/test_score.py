@@ -7,7 +7,7 @@ import torch
 from vad import scoring
 from vad.data.clips import ClipSource
 from vad.data.store import FrameStore
-from vad.scores_csv import COLUMNS
+from vad.scores_csv import COLUMNS, RAW_SCORES
 from vad.stages import score
 
 
@@ -16,7 +16,7 @@ def test_clip_ending_at_frame_t_scores_frame_t_and_first_frames_are_unscored(tra
     # Stand-in scores: the mean pixel of the clip's last frame, so each row reveals which clip scored it.
     def last_frame_mean(model, clips, use_clusters=True):
         value = clips[:, -1].mean(dim=(1, 2, 3)).double()
-        return {"fused": value, "prediction_error": value, "cluster_distance": value}
+        return {name: value for name in RAW_SCORES}
 
     monkeypatch.setattr(scoring, "clip_scores", last_frame_mean)
     out = tmp_path / "scores.csv"
