@@ -80,7 +80,8 @@ def test_champion_model_scores_clips(mlflow_server, make_params, workspace):
     clips = np.stack([frames[i : i + 5] for i in range(6)])
     scores = model.predict(clips)
     assert list(scores.columns) == ["sequence", "frame", "fused", "prediction_error", "cluster_distance",
-                                    "anomaly_score"] and len(scores) == 6  # registered without a calibration
+                                    "fused_window", "prediction_window", "anomaly_score"] and len(scores) == 6
+    # registered without a calibration: no is_anomaly, and the alarm score is the paper's a = 1 / fused
     assert list(scores["sequence"]) == list(range(6)) and set(scores["frame"]) == {4}
     assert np.isfinite(scores.to_numpy(dtype=float)).all() and (scores["fused"] > 0).all()
     np.testing.assert_allclose(scores["anomaly_score"], 1 / scores["fused"])
