@@ -45,10 +45,14 @@ def alarm_score(raw: Mapping[str, Any], map: str = "fused", pooling: str = "mean
     `map` "fused" is the paper's e * D_u, "prediction" the prediction error e; `pooling` "mean" its mean over
     the frame (for the fused map, a = 1 / fused), "window" its largest mean over a 2x2-cell window.
     """
+    column = _column(map, pooling)
+    return 1.0 / raw[column] if column == "fused" else raw[column]
+
+
+def _column(map: str, pooling: str) -> str:
     if (map, pooling) not in _COLUMN:
         raise ValueError(f"alarm map {map!r} / pooling {pooling!r}: expected one of {ALARM_MAPS} / {POOLINGS}")
-    column = _COLUMN[map, pooling]
-    return 1.0 / raw[column] if column == "fused" else raw[column]
+    return _COLUMN[map, pooling]
 
 
 @dataclass(frozen=True)
@@ -72,9 +76,7 @@ class Calibration:
     pooling: str = "mean"
 
     def __post_init__(self) -> None:
-        if (self.map, self.pooling) not in _COLUMN:
-            raise ValueError(f"alarm map {self.map!r} / pooling {self.pooling!r}: expected one of {ALARM_MAPS} / "
-                             f"{POOLINGS}")
+        _column(self.map, self.pooling)  # a file naming an unknown score fails on load, not at the first frame
 
     def score(self, raw: Mapping[str, Any]) -> Any:
         """The alarm score this calibration's threshold applies to, from raw scores of `vad.scoring`."""
