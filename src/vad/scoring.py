@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vad.allocator import MMAP_THRESHOLD
 from vad.data.clips import ClipSource, to_model_input
 from vad.data.decode import prefetch
 from vad.data.store import FrameStore, VideoEntry
@@ -22,7 +23,7 @@ from vad.scores_csv import RAW_SCORES
 
 __all__ = [
     "clip_scores", "window_max", "stream_scores", "score_clips", "score_frames", "score_store", "RAW_SCORES",
-    "READ_AHEAD",
+    "READ_AHEAD", "cpu_chunk",
 ]
 
 
@@ -39,9 +40,25 @@ def clip_scores(model: TwoStreamAE, clips: torch.Tensor, use_clusters: bool = Tr
     cells (`window_max`), high for abnormal clips. With `maps`, also `map`: the pixel-level anomaly map
     e(p) * D_u(p) (e(p) without clustering), (B, H, W), whose mean is 1 / fused, and `error_map`: e(p).
     """
+    chunk = cpu_chunk(model, tuple(clips.shape[-2:])) if clips.device.type == "cpu" else len(clips)
+    if len(clips) > chunk:
+        parts = [clip_scores(model, clips[i:i + chunk], use_clusters, maps) for i in range(0, len(clips), chunk)]
+        return {name: torch.cat([part[name] for part in parts]) for name in parts[0]}
     outputs = model(clips)
     with torch.autocast(clips.device.type, enabled=False):  # under autocast, only the network runs in bf16
         return _scores(model, outputs, use_clusters, maps)
+
+
+def cpu_chunk(model: TwoStreamAE, size: tuple[int, int]) -> int:
+    """Clips per forward pass on the CPU for frames of `size`: any batch is scored in chunks of this many.
+
+    The widest full-resolution activation (2 x width float32 channels per clip) of a chunk stays within half
+    of glibc's largest mmap threshold (`vad.allocator`), so the heap reuses its buffers; larger ones are
+    mapped afresh and zero-filled by the kernel at every pass (Ped2 at 256x256: 2.2x the frames/s of a batch
+    of 64, docs/benchmarks.md). 64 clips at 64x64 and width 8, 4 at 256x256. The scores do not depend on it.
+    """
+    per_clip = 2 * getattr(model, "width", 0) * size[0] * size[1] * 4
+    return max(1, MMAP_THRESHOLD // 2 // per_clip) if per_clip else 1 << 30
 
 
 def _scores(model: TwoStreamAE, outputs, use_clusters: bool, maps: bool = False) -> dict[str, torch.Tensor]:

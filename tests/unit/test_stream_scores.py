@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from vad import scoring
+from vad.allocator import MMAP_THRESHOLD
 from vad.config import DataParams, ModelParams
 from vad.models import build_model
-from vad.scoring import score_frames, stream_scores, window_max
+from vad.scoring import clip_scores, cpu_chunk, score_frames, stream_scores, window_max
 
 
 def _model():
@@ -32,6 +34,31 @@ def test_frame_by_frame_scores_equal_the_offline_batched_scores():
         for name, column in offline.items():
             # the same clips through the same network in batches of other sizes: float32 rounding only
             np.testing.assert_allclose([values[name] for _, values in streamed], column, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("width", "size", "chunk"), [(8, (64, 64), 64), (8, (256, 256), 4), (32, (64, 64), 16),
+                                                      (8, (2048, 2048), 1)])
+def test_cpu_chunks_keep_the_widest_activation_within_half_the_mmap_threshold(width, size, chunk):
+    model = build_model(ModelParams(width=width, clusters=4), DataParams(image_size=size, channels=1))
+    assert cpu_chunk(model, size) == chunk
+    # 2 x width float32 channels per clip at full resolution: half the threshold, unless one clip is more
+    assert chunk == 1 or chunk * 2 * width * size[0] * size[1] * 4 <= MMAP_THRESHOLD // 2
+
+
+def test_a_batch_larger_than_the_cpu_chunk_is_scored_in_chunks_with_the_same_scores(monkeypatch):
+    model, frames = _model(), _frames(12)
+    clips = torch.from_numpy(np.stack([np.stack(frames[i:i + 5]) for i in range(8)])).permute(0, 1, 4, 2, 3) / 255.0
+    whole = clip_scores(model, clips, True, maps=True)
+    per_clip = 2 * 4 * 32 * 32 * 4  # bytes of the widest activation of one 32x32 clip at width 4
+    monkeypatch.setattr(scoring, "MMAP_THRESHOLD", 2 * 3 * per_clip)  # a chunk of 3 clips
+    sizes = []
+    model.register_forward_pre_hook(lambda module, args: sizes.append(len(args[0])))
+    chunked = clip_scores(model, clips, True, maps=True)
+    assert sizes == [3, 3, 2]
+    assert chunked.keys() == whole.keys()
+    for name, values in whole.items():
+        # the same clips through the same network in smaller batches: float32 rounding only
+        np.testing.assert_allclose(chunked[name].numpy(), values.numpy(), rtol=1e-5, err_msg=name)
 
 
 def test_a_gap_starts_a_new_run_of_frames():

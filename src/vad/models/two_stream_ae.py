@@ -163,7 +163,7 @@ class TwoStreamAE(nn.Module):
         self.tile = tuple(tile) if tile is not None else None
         window = self.tile or image_size
         grid = (window[0] // 16, window[1] // 16) if attention else None
-        self.clip_len = clip_len
+        self.clip_len, self.width = clip_len, width
         self.spatial = SpatialAE(channels, width) if appearance else None
         self.motion = MotionAE(channels, width, clip_len - 1, grid, motion_decoder) if motion else None
         latent = 8 * width * (int(appearance) + int(motion))
