@@ -14,12 +14,18 @@ import pytest
 import torch
 
 from vad.config import PerfParams
-from vad.data.clips import ClipSource
+from vad.data.clips import ClipSource, to_model_input
 from vad.data.store import FrameStore
 from vad.training import fit, resolve_runtime
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 CUDA = torch.device("cuda")
+
+
+def test_model_input_is_the_same_on_cuda_as_on_the_cpu():
+    # every uint8 value; CUDA's division by a Python number (x * (1 / 255)) was one bit off for 126 of them
+    frames = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16, 1)
+    assert torch.equal(to_model_input(frames.to(CUDA)).cpu(), to_model_input(frames))
 
 
 def test_device_held_and_loader_staged_batches_equal_the_cpu_ones(params, frame_store):

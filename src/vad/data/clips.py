@@ -26,8 +26,11 @@ PREFETCH_BATCHES = 4
 
 
 def to_model_input(frames: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, T, H, W, C) -> float (B, T, C, H, W) in [0, 1]."""
-    return frames.permute(0, 1, 4, 2, 3).float().div_(255.0)
+    """uint8 (B, T, H, W, C) -> float (B, T, C, H, W) in [0, 1]: x / 255 correctly rounded, on every device."""
+    # CUDA divides by a Python number as x * (1 / 255), one bit off x / 255 for 126 of the 256 values (the
+    # CPU divides); a divisor held on the device takes CUDA's true division, so every device feeds the
+    # network the same numbers.
+    return frames.permute(0, 1, 4, 2, 3).float().div_(torch.full((), 255.0, device=frames.device))
 
 
 def fits_on_device(nbytes: int, free_bytes: int, fraction: float = DEVICE_FRACTION) -> bool:
