@@ -223,3 +223,30 @@ def test_detect_latency_reports_file_rate_and_live_latency(tmp_path):
     # every frame of the 2 s stream that ends a clip is scored, each after it was sent
     assert record["live_frames_scored"] == 50 - 4
     assert 0 < record["live_latency_p50_ms"] <= record["live_latency_p99_ms"] <= record["live_latency_max_ms"]
+
+
+def test_normal_false_alarms_counts_events_and_frames_above_each_budgets_threshold(tmp_path):
+    from vad.calibration import calibrate
+    from vad.scores_csv import DETECT_COLUMNS
+
+    # thresholds of every budget lie between the held-out maximum (2) and 100 (a log-normal tail above it)
+    calibrate(np.linspace(1.0, 2.0, 50), 1.0, 10.0, map="prediction").save(tmp_path / "calibration.json")
+    alarm = {"a": np.ones(60), "b": np.ones(20)}
+    alarm["a"][10:14] = 100.0  # 4 frames: one event
+    alarm["a"][30:32] = 100.0  # 2 frames: shorter than detect.min_event_frames (3), no event
+    alarm["a"][50] = 100.0     # 1 frame: no event
+    alarm["b"][-3:] = 100.0    # 3 frames at the end of the stream: one event, closed by the end
+    rows = [",".join(DETECT_COLUMNS)]
+    for video, values in alarm.items():
+        rows += [f"{video},{i},{int(i >= 4)},,,,,,,{value if i >= 4 else ''},0" for i, value in enumerate(values)]
+    detections = tmp_path / "det"
+    detections.mkdir()
+    (detections / "scores.csv").write_text("\n".join(rows) + "\n")
+    record = _run("normal_false_alarms.py", "--detections", str(detections), "--calibration",
+                  str(tmp_path / "calibration.json"), "--params", str(REPO / "params.yaml"), tmp_path=tmp_path)
+    hours = (56 + 16) / 10.0 / 3600
+    assert record["scored_frames"] == 72 and record["videos"] == 2
+    for budget in ("1", "60", "600", "3600"):
+        assert 2.0 <= record[f"threshold_{budget}_per_h"] < 100.0
+        assert record[f"false_events_{budget}_per_h"] == 2
+        assert record[f"frames_above_per_h_{budget}_per_h"] == pytest.approx(10 / hours, rel=1e-3)
