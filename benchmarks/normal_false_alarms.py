@@ -13,10 +13,7 @@ calibration promises at most the budget in frames above (so in events too); the 
 from __future__ import annotations
 
 import argparse
-import csv
-import math
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -28,17 +25,15 @@ from common import emit  # noqa: E402
 from vad.calibration import Calibration  # noqa: E402
 from vad.config import load_params  # noqa: E402
 from vad.events import EventDetector  # noqa: E402
+from vad.scores_csv import read_scores  # noqa: E402
 
 BUDGETS = (1.0, 60.0, 600.0, 3600.0)
 
 
-def read_alarm_scores(scores_csv: Path) -> dict[str, np.ndarray]:
-    """Each video's `anomaly_score` column of a `vad detect` scores.csv, NaN where no clip was complete."""
-    videos: dict[str, list[float]] = defaultdict(list)
-    with scores_csv.open() as handle:
-        for row in csv.DictReader(handle):
-            videos[row["video"]].append(float(row["anomaly_score"]) if row["scored"] == "1" else math.nan)
-    return {video: np.asarray(values) for video, values in videos.items()}
+def read_alarm_scores(scores_csv: Path, calibration: Calibration) -> dict[str, np.ndarray]:
+    """Each video's alarm score (the calibration's) from a `vad detect` scores.csv, NaN where no clip was complete."""
+    return {video: np.where(columns["scored"], calibration.score(columns), np.nan)
+            for video, columns in read_scores(scores_csv).items()}
 
 
 def count_events(videos: dict[str, np.ndarray], threshold: float, *, min_frames: int, merge_gap: int,
@@ -81,7 +76,8 @@ def main() -> None:
                         help="for detect.min_event_frames, merge_gap_frames and fps (default: params.yaml)")
     args = parser.parse_args()
     detect = load_params(args.params).detect
-    emit(measure(read_alarm_scores(args.detections / "scores.csv"), Calibration.load(args.calibration),
+    calibration = Calibration.load(args.calibration)
+    emit(measure(read_alarm_scores(args.detections / "scores.csv", calibration), calibration,
                  min_frames=detect.min_event_frames, merge_gap=detect.merge_gap_frames, fps=detect.fps))
 
 

@@ -57,8 +57,7 @@ def cpu_chunk(model: TwoStreamAE, size: tuple[int, int]) -> int:
     mapped afresh and zero-filled by the kernel at every pass (Ped2 at 256x256: 2.2x the frames/s of a batch
     of 64, docs/benchmarks.md). 64 clips at 64x64 and width 8, 4 at 256x256. The scores do not depend on it.
     """
-    per_clip = 2 * getattr(model, "width", 0) * size[0] * size[1] * 4
-    return max(1, MMAP_THRESHOLD // 2 // per_clip) if per_clip else 1 << 30
+    return max(1, MMAP_THRESHOLD // 2 // (2 * model.width * size[0] * size[1] * 4))
 
 
 def _scores(model: TwoStreamAE, outputs, use_clusters: bool, maps: bool = False) -> dict[str, torch.Tensor]:

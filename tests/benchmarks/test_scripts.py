@@ -237,8 +237,9 @@ def test_normal_false_alarms_counts_events_and_frames_above_each_budgets_thresho
     alarm["a"][50] = 100.0     # 1 frame: no event
     alarm["b"][-3:] = 100.0    # 3 frames at the end of the stream: one event, closed by the end
     rows = [",".join(DETECT_COLUMNS)]
-    for video, values in alarm.items():
-        rows += [f"{video},{i},{int(i >= 4)},,,,,,,{value if i >= 4 else ''},0" for i, value in enumerate(values)]
+    for video, values in alarm.items():  # the alarm score is the prediction error's mean (the calibration's)
+        rows += [f"{video},{i},0,,,,,,,," if i < 4 else f"{video},{i},1,0.5,1,{value},1,1,1,{value},0"
+                 for i, value in enumerate(values)]
     detections = tmp_path / "det"
     detections.mkdir()
     (detections / "scores.csv").write_text("\n".join(rows) + "\n")
