@@ -146,9 +146,15 @@ def trained_model_on_frames(doc: str, unseen: bool = False):
     parser.add_argument("--frames", type=Path, required=True)
     parser.add_argument("--model", type=Path, required=True, help="stage folder holding checkpoint.pt")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--tile-overlap", choices=("model", "on", "off"), default="model",
+                        help="score a tiled network with overlapping tiles (data.tile_overlap) or not; "
+                             "model: as its checkpoint says")
     if unseen:
         parser.add_argument("--unseen", action="store_true",
                             help="the training videos of --frames are footage the model never saw: use them whole")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
-    return args, load_trained(args.model / CHECKPOINT), FrameStore.open(args.frames)
+    trained = load_trained(args.model / CHECKPOINT)
+    if args.tile_overlap != "model":
+        trained.model.tile_overlap = args.tile_overlap == "on"
+    return args, trained, FrameStore.open(args.frames)

@@ -72,6 +72,10 @@ class DataParams(_Section):
     # The network's window: None, the whole frame; [h, w], training on random h x w crops of the frames and
     # scoring every frame tile by tile (docs/ped2.md, "Tiles"). Frame sides must be multiples of it.
     tile: tuple[Annotated[int, Field(ge=16, le=4096)], Annotated[int, Field(ge=16, le=4096)]] | None = None
+    # Score with tiles at half a tile's stride, each pixel from the tile it lies most central in: no seams
+    # along the tile borders, where a tile sees zero padding instead of the scene (docs/ped2.md, run 12).
+    # 9/4 of the scoring cost at two tiles per side. Training (random crops) does not change.
+    tile_overlap: bool = False
 
     @field_validator("image_size", "tile", mode="before")
     @classmethod
@@ -93,6 +97,9 @@ class DataParams(_Section):
         if self.tile is not None and any(side % tile for side, tile in zip(self.image_size, self.tile, strict=True)):
             raise ValueError(f"tile {list(self.tile)} does not tile image_size {list(self.image_size)}: each side of "
                              "the frame must be a whole multiple of the tile's (e.g. 256 and 128)")
+        if self.tile_overlap and self.tile is not None and any(side % 32 for side in self.tile):
+            raise ValueError(f"tile_overlap needs tile sides that are multiples of 32, got {list(self.tile)}: a "
+                             "quarter tile must be whole latent cells (1/8 of a pixel side); use e.g. 64 or 128")
         return self
 
     @property

@@ -55,9 +55,10 @@ def cpu_chunk(model: TwoStreamAE, size: tuple[int, int]) -> int:
     The widest full-resolution activation (2 x width float32 channels per clip) of a chunk stays within half
     of glibc's largest mmap threshold (`vad.allocator`), so the heap reuses its buffers; larger ones are
     mapped afresh and zero-filled by the kernel at every pass (Ped2 at 256x256: 2.2x the frames/s of a batch
-    of 64, docs/benchmarks.md). 64 clips at 64x64 and width 8, 4 at 256x256. The scores do not depend on it.
+    of 64, docs/benchmarks.md). 64 clips at 64x64 and width 8, 4 at 256x256 (1 with overlapping 128x128 tiles).
+    The scores do not depend on it.
     """
-    return max(1, MMAP_THRESHOLD // 2 // (2 * model.width * size[0] * size[1] * 4))
+    return max(1, MMAP_THRESHOLD // 2 // (2 * model.width * model.pixels_per_frame(size) * 4))
 
 
 def _scores(model: TwoStreamAE, outputs, use_clusters: bool, maps: bool = False) -> dict[str, torch.Tensor]:

@@ -251,3 +251,39 @@ def test_normal_false_alarms_counts_events_and_frames_above_each_budgets_thresho
         assert 2.0 <= record[f"threshold_{budget}_per_h"] < 100.0
         assert record[f"false_events_{budget}_per_h"] == 2
         assert record[f"frames_above_per_h_{budget}_per_h"] == pytest.approx(10 / hours, rel=1e-3)
+
+
+def test_tile_seams_measures_the_error_at_tile_borders_with_and_without_overlap(tmp_path, raw_dataset, monkeypatch):
+    import torch
+
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    from tests.conftest import tiny_params
+    from tile_seams import seam_ratio
+
+    from vad.checkpoint import CHECKPOINT, save_checkpoint
+    from vad.models import build_model
+    from vad.stages import extract
+    from vad.stages.pretrain import model_config
+
+    # An error map with its tile borders (rows and columns 15|16 of 16x16 tiles) 3x as high as elsewhere.
+    error = torch.ones(32, 32)
+    error[15:17] = error[:, 15:17] = 3.0
+    seams = torch.cat([error[[15, 16]].flatten(), error[:, [15, 16]].flatten()]).mean()
+    assert seam_ratio(error, (16, 16)) == pytest.approx(float(seams / error.mean()))
+    assert seam_ratio(torch.ones(32, 32), (16, 16)) == pytest.approx(1.0)
+
+    # The script on an untrained tiled network (64x64 frames in 32x32 tiles), half of each video held out.
+    params = tiny_params(data={"image_size": [64, 64], "tile": [32, 32]}, detect={"holdout_share": 0.5})
+    extract.run(params.data, raw_dataset, tmp_path / "frames")
+    torch.manual_seed(0)
+    (tmp_path / "train").mkdir()
+    save_checkpoint(tmp_path / "train" / CHECKPOINT, {"model": build_model(params.model, params.data).state_dict(),
+                                                      "config": model_config(params)})
+    done = subprocess.run([sys.executable, str(SCRIPTS / "tile_seams.py"), "--frames", str(tmp_path / "frames"),
+                           "--model", str(tmp_path / "train"), "--json", str(tmp_path / "seams.json")],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    figures = json.loads((tmp_path / "seams.json").read_text())
+    assert set(figures) == {f"{n}_{k}" for n in ("abutting", "overlap") for k in ("prediction_error", "seam_ratio")}
+    assert all(value > 0 for value in figures.values())
+    assert "22 held-out clips" in done.stdout  # 2 training videos x (15 held-out frames - 4)

@@ -22,7 +22,8 @@ def build_model(model: ModelParams, data: DataParams) -> TwoStreamAE:
                        width=model.width, appearance=model.appearance, motion=model.motion,
                        attention=model.attention, clusters=model.clusters, alpha=model.alpha,
                        motion_decoder=model.motion_decoder, tile=data.tile,
-                       cluster_distance=model.cluster_distance, cluster_reduction=model.cluster_reduction)
+                       cluster_distance=model.cluster_distance, cluster_reduction=model.cluster_reduction,
+                       tile_overlap=data.tile_overlap)
 
 
 def load_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: Path | str) -> None:

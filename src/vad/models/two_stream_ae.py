@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -127,21 +128,40 @@ class Outputs:
     r: torch.Tensor
 
 
-def _to_tiles(x: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
+def _tile_starts(size: int, tile: int, overlap: bool) -> list[int]:
+    """Where the tiles of one frame side start: every `tile` pixels, or every half tile with `overlap`."""
+    return list(range(0, size - tile + 1, tile // 2 if overlap else tile))
+
+
+def _to_tiles(x: torch.Tensor, tile: tuple[int, int], overlap: bool = False) -> torch.Tensor:
     """(B, ..., H, W) -> (B * nh * nw, ..., th, tw): each frame cut into tiles, row by row."""
-    (batch, *middle, height, width), (th, tw) = x.shape, tile
-    nh, nw = height // th, width // tw
-    x = x.reshape(batch, *middle, nh, th, nw, tw)
-    k = len(middle)
-    x = x.permute(0, k + 1, k + 3, *range(1, k + 1), k + 2, k + 4)  # (B, nh, nw, ..., th, tw)
-    return x.reshape(batch * nh * nw, *middle, th, tw)
+    (th, tw), (height, width) = tile, x.shape[-2:]
+    tiles = [x[..., y:y + th, x0:x0 + tw] for y in _tile_starts(height, th, overlap)
+             for x0 in _tile_starts(width, tw, overlap)]
+    return torch.stack(tiles, dim=1).flatten(0, 1)
 
 
-def _from_tiles(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """Inverse of `_to_tiles` for a (B * nh * nw, C, th, tw) tensor and grid (nh, nw): (B, C, nh*th, nw*tw)."""
+def _keep(count: int, side: int, overlap: bool) -> list[slice]:
+    """The part of each of `count` tiles (of `side` output cells) that goes into the stitched frame.
+
+    Without overlap, all of it. With overlap (tiles at half a tile's stride), the middle half, and out to the
+    frame's edge for the first and the last tile: every cell comes from the tile it lies most central in.
+    """
+    if not overlap:
+        return [slice(0, side)] * count
+    margin = side // 4
+    return [slice(0 if i == 0 else margin, side if i == count - 1 else side - margin) for i in range(count)]
+
+
+def _from_tiles(x: torch.Tensor, grid: tuple[int, int], overlap: bool = False) -> torch.Tensor:
+    """Inverse of `_to_tiles` for a (B * nh * nw, C, th, tw) tensor and grid (nh, nw): (B, C, H, W)."""
     (tiles, channels, th, tw), (nh, nw) = x.shape, grid
-    x = x.reshape(tiles // (nh * nw), nh, nw, channels, th, tw).permute(0, 3, 1, 4, 2, 5)
-    return x.reshape(tiles // (nh * nw), channels, nh * th, nw * tw)
+    x = x.reshape(tiles // (nh * nw), nh, nw, channels, th, tw)
+    if not overlap:  # a reshape: the tiles abut
+        return x.permute(0, 3, 1, 4, 2, 5).reshape(tiles // (nh * nw), channels, nh * th, nw * tw)
+    rows, cols = _keep(nh, th, overlap), _keep(nw, tw, overlap)
+    return torch.cat([torch.cat([x[:, i, j, :, rows[i], cols[j]] for j in range(nw)], dim=-1) for i in range(nh)],
+                     dim=-2)
 
 
 class TwoStreamAE(nn.Module):
@@ -150,17 +170,20 @@ class TwoStreamAE(nn.Module):
     With `tile`, the network is built for tiles of that size (the attention grid is tile / 16): a clip as
     large as a tile goes through as it is (training takes random crops of that size), a larger one is cut
     into tiles that go through as one batch, and every output is stitched back to the clip's frame size.
+    With `tile_overlap`, the tiles overlap by half and each output cell comes from the tile it is most central
+    in, so no cell next to an inner tile border is predicted from zero padding.
     """
 
     def __init__(self, *, channels: int, clip_len: int, image_size: tuple[int, int], width: int,
                  appearance: bool = True, motion: bool = True, attention: bool = True,
                  clusters: int = 32, alpha: float = 25.0, motion_decoder: str = "authors",
                  tile: tuple[int, int] | None = None, cluster_distance: str = "squared",
-                 cluster_reduction: str = "sum") -> None:
+                 cluster_reduction: str = "sum", tile_overlap: bool = False) -> None:
         super().__init__()
         if not (appearance or motion):
             raise ValueError("at least one stream is needed")
         self.tile = tuple(tile) if tile is not None else None
+        self.tile_overlap = tile_overlap
         window = self.tile or image_size
         grid = (window[0] // 16, window[1] // 16) if attention else None
         self.clip_len, self.width = clip_len, width
@@ -177,10 +200,18 @@ class TwoStreamAE(nn.Module):
         if any(side % tile for side, tile in zip(size, self.tile, strict=True)):
             raise ValueError(f"frames of {size[0]}x{size[1]} are not a whole number of {self.tile[0]}x{self.tile[1]} "
                              "tiles")
-        grid = (size[0] // self.tile[0], size[1] // self.tile[1])
-        tiled = self._forward(_to_tiles(clip, self.tile))
-        return Outputs(**{name: None if value is None else _from_tiles(value, grid)
+        grid = tuple(len(_tile_starts(side, tile, self.tile_overlap))
+                     for side, tile in zip(size, self.tile, strict=True))
+        tiled = self._forward(_to_tiles(clip, self.tile, self.tile_overlap))
+        return Outputs(**{name: None if value is None else _from_tiles(value, grid, self.tile_overlap)
                           for name, value in vars(tiled).items()})
+
+    def pixels_per_frame(self, size: tuple[int, int]) -> int:
+        """Pixels the network runs on for one frame of `size`: more than the frame's with overlapping tiles."""
+        if self.tile is None or tuple(size) == self.tile:
+            return size[0] * size[1]
+        return math.prod(len(_tile_starts(side, tile, self.tile_overlap)) * tile
+                         for side, tile in zip(size, self.tile, strict=True))
 
     def _forward(self, clip: torch.Tensor) -> Outputs:
         f0, last = clip[:, 0], clip[:, -1]

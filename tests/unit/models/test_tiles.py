@@ -8,12 +8,13 @@ import torch
 from vad.config import DataParams, ModelParams
 from vad.errors import ConfigError
 from vad.models import build_model
+from vad.models.two_stream_ae import _from_tiles, _to_tiles
 from vad.scoring import clip_scores
 
 
-def _network(tile):
+def _network(tile, overlap=False):
     torch.manual_seed(0)
-    data = DataParams(image_size=(64, 96), channels=1, tile=tile)
+    data = DataParams(image_size=(64, 96), channels=1, tile=tile, tile_overlap=overlap)
     model = build_model(ModelParams(width=4, clusters=4), data).eval()
     torch.nn.init.normal_(model.kmeans.centers, std=0.1)
     return model
@@ -72,3 +73,41 @@ def test_a_tile_that_does_not_fit_the_frame_is_one_config_error(make_params, til
 
 def test_a_square_tile_may_be_given_as_one_number():
     assert DataParams(image_size=256, tile=128).tile == (128, 128)
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_cutting_a_frame_into_tiles_and_stitching_them_gives_the_frame_back(overlap):
+    frames = torch.rand(2, 3, 64, 96)
+    tiles = _to_tiles(frames, (32, 32), overlap)
+    assert tiles.shape == ((2 * 3 * 5, 3, 32, 32) if overlap else (2 * 2 * 3, 3, 32, 32))
+    assert torch.equal(_from_tiles(tiles, (3, 5) if overlap else (2, 3), overlap), frames)
+
+
+def test_overlapping_tiles_give_each_pixel_from_the_tile_it_is_most_central_in():
+    model = _network((32, 32), overlap=True)
+    clips = torch.rand(2, 5, 1, 64, 96)
+    whole = model(clips)
+    # Tiles start every 16 pixels; each gives its middle 16 (edge tiles out to the frame's edge). Rows 24..40
+    # straddle row 32, a border of abutting tiles; here rows 24..40 x columns 40..56 come from the tile at
+    # 16..48 x 32..64, whose middle they are.
+    alone = model(clips[..., 16:48, 32:64])
+    torch.testing.assert_close(whole.prediction[..., 24:40, 40:56], alone.prediction[..., 8:24, 8:24])
+    torch.testing.assert_close(whole.r[..., 3:5, 5:7], alone.r[..., 1:3, 1:3])  # latents: 1/8 of the pixels
+    corner = model(clips[..., :32, :32])  # the first tile: out to the frame's edge
+    torch.testing.assert_close(whole.prediction[..., :24, :24], corner.prediction[..., :24, :24])
+    # Without overlap the same pixels are cut at the tile border: the outputs differ there.
+    abutting = _network((32, 32))(clips)
+    assert not torch.allclose(abutting.prediction[..., 24:40, 40:56], whole.prediction[..., 24:40, 40:56])
+    assert whole.prediction.shape == abutting.prediction.shape and whole.r.shape == abutting.r.shape
+
+
+def test_overlap_runs_the_network_on_the_pixels_of_every_tile():
+    assert _network((32, 32), overlap=True).pixels_per_frame((64, 96)) == 3 * 5 * 32 * 32
+    assert _network((32, 32)).pixels_per_frame((64, 96)) == 64 * 96
+    assert _network(None).pixels_per_frame((64, 96)) == 64 * 96
+
+
+def test_overlapping_tiles_need_whole_latent_cells_in_a_quarter_tile(make_params):
+    with pytest.raises(ConfigError, match="multiples of 32"):
+        make_params(data={"image_size": [96, 96], "tile": [48, 48], "tile_overlap": True})
+    assert make_params(data={"image_size": [96, 96], "tile": [48, 48]}).data.tile == (48, 48)
