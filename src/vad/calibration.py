@@ -1,7 +1,8 @@
 """The alarm threshold: chosen on normal footage the model did not train on, for a false-alarm budget.
 
 The score is a raw anomaly score of a frame (high = abnormal, no per-video rescaling, so it can run live),
-`alarm_score`: a map, the paper's e(p) * D_u(p) or the prediction error e(p) alone (`detect.map`), pooled
+`alarm_score`: a map, the paper's e(p) * D_u(p), the prediction error e(p) alone, or e(p) relative to the
+network's mean error at p on normal footage (`detect.map`; `vad.scoring.normal_error_map`), pooled
 over the frame by its mean (the paper's, a = 1 / fused) or by its worst window of 2x2 latent cells
 (`detect.pooling`). On held-out normal frames it gives an empirical distribution;
 the threshold for `false_alarms_per_hour` at `fps` is the score exceeded by a share
@@ -32,17 +33,19 @@ __all__ = ["Calibration", "calibrate", "alarm_score", "CALIBRATION", "MIN_TAIL_F
 
 CALIBRATION = "calibration.json"
 MIN_TAIL_FRAMES = 10  # exceeding frames the empirical quantile needs to stand on
-ALARM_MAPS = ("fused", "prediction")
+ALARM_MAPS = ("fused", "prediction", "relative")
 POOLINGS = ("mean", "window")
 # the vad.scoring column each alarm score is read from; the fused mean is stored as its reciprocal, s
 _COLUMN = {("fused", "mean"): "fused", ("prediction", "mean"): "prediction_error",
-           ("fused", "window"): "fused_window", ("prediction", "window"): "prediction_window"}
+           ("fused", "window"): "fused_window", ("prediction", "window"): "prediction_window",
+           ("relative", "mean"): "relative", ("relative", "window"): "relative_window"}
 
 
 def alarm_score(raw: Mapping[str, Any], map: str = "fused", pooling: str = "mean") -> Any:
     """The alarm score (high = abnormal) of raw scores from `vad.scoring` (floats or arrays, NaN kept).
 
-    `map` "fused" is the paper's e * D_u, "prediction" the prediction error e; `pooling` "mean" its mean over
+    `map` "fused" is the paper's e * D_u, "prediction" the prediction error e, "relative" e / m with m the
+    network's mean error map on normal footage (`vad.scoring.set_normal_error`); `pooling` "mean" its mean over
     the frame (for the fused map, a = 1 / fused), "window" its largest mean over a 2x2-cell window.
     """
     column = _column(map, pooling)

@@ -255,9 +255,10 @@ class DetectParams(_Section):
     false_alarms_per_hour: Annotated[float, Field(gt=0)] = 1.0
     fps: Annotated[float, Field(gt=0)] = 25.0  # frame rate assumed where the footage does not tell its own
     # The alarm score (vad.calibration.alarm_score): the map, the paper's e * D_u ("fused") or the prediction
-    # error e alone ("prediction"), pooled over the frame by its mean (the paper's) or by its worst window of
-    # 2x2 latent cells ("window"). The paper's Eq. 14 AUC does not depend on it.
-    map: Literal["fused", "prediction"] = "fused"
+    # error e alone ("prediction") or e relative to the network's mean error there on its training footage
+    # ("relative", vad.scoring.normal_error_map), pooled over the frame by its mean (the paper's) or by its worst
+    # window of 2x2 latent cells ("window"). The paper's Eq. 14 AUC does not depend on it.
+    map: Literal["fused", "prediction", "relative"] = "fused"
     pooling: Literal["mean", "window"] = "mean"
     min_event_frames: Annotated[int, Field(ge=1)] = 3  # shorter bursts above the threshold raise no alarm
     merge_gap_frames: Annotated[int, Field(ge=0)] = 5  # bursts this close are one event

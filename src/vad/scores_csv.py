@@ -2,16 +2,19 @@
 
 One row per frame of each scored video, in frame order:
 
-    video, frame, scored, anomaly, fused, prediction_error, cluster_distance, fused_window, prediction_window
+    video, frame, scored, anomaly, fused, prediction_error, cluster_distance, fused_window, prediction_window,
+    relative, relative_window
 
 `scored` is 0 for the first T-1 frames of a video (no full clip ends there; their other columns are empty)
 and 1 elsewhere. `anomaly` is the paper's per-video min-max normalised score (Eq. 14, in [0, 1], high =
 abnormal), `fused` the raw regularity score s = 1 / mean_p(e * D_u) (high = normal), `prediction_error`
 and `cluster_distance` its two parts (`cluster_distance` empty everywhere without k-means), `fused_window`
 and `prediction_window` the largest mean of e * D_u and of e over a window of 2x2 latent cells (high =
-abnormal; `vad.scoring.window_max`). `vad detect` writes the same columns plus `DETECT_COLUMNS[9:]`:
-`anomaly_score` (the alarm score of the calibration, `vad.calibration.alarm_score`, high = abnormal) and
-`is_anomaly` (0 or 1 at the threshold); a live source leaves `anomaly` empty (Eq. 14 needs the whole video).
+abnormal; `vad.scoring.window_max`), `relative` and `relative_window` the mean and window maximum of e
+divided by the network's mean error map on normal footage (empty for networks without one). `vad detect`
+writes the same columns plus `DETECT_COLUMNS[len(COLUMNS):]`: `anomaly_score` (the alarm score of the
+calibration, `vad.calibration.alarm_score`, high = abnormal) and `is_anomaly` (0 or 1 at the threshold); a
+live source leaves `anomaly` empty (Eq. 14 needs the whole video).
 """
 
 from __future__ import annotations
@@ -29,13 +32,14 @@ from vad.metrics import anomaly_from_regularity
 __all__ = ["RAW_SCORES", "COLUMNS", "DETECT_COLUMNS", "format_value", "video_rows", "read_scores"]
 
 # what vad.scoring computes for each clip
-RAW_SCORES = ("fused", "prediction_error", "cluster_distance", "fused_window", "prediction_window")
+RAW_SCORES = ("fused", "prediction_error", "cluster_distance", "fused_window", "prediction_window", "relative",
+              "relative_window")
 COLUMNS = ("video", "frame", "scored", "anomaly", *RAW_SCORES)
 DETECT_COLUMNS = (*COLUMNS, "anomaly_score", "is_anomaly")
 # Columns that every scored row must fill; cluster_distance is empty everywhere when K-means is off.
 _REQUIRED_WHEN_SCORED = ("anomaly", "fused", "prediction_error", "fused_window", "prediction_window")
-# Files written before the window scores existed lack them: read as NaN (what needs them asks for a re-score)
-_OPTIONAL = ("fused_window", "prediction_window")
+# Files written before these scores existed lack them: read as NaN (what needs them asks for a re-score)
+_OPTIONAL = ("fused_window", "prediction_window", "relative", "relative_window")
 
 
 def format_value(value: float) -> str:
@@ -76,8 +80,8 @@ def read_scores(path: str | Path) -> dict[str, dict[str, np.ndarray]]:
 
     Returns:
         {video: {"frame": int64, "scored": bool, "anomaly", "fused", "prediction_error", "cluster_distance",
-        "fused_window", "prediction_window": float64 with NaN where the file holds an empty string}}, videos
-        in file order.
+        "fused_window", "prediction_window", "relative", "relative_window": float64 with NaN where the file
+        holds an empty string}}, videos in file order.
 
     Raises:
         DataLayoutError: the file is missing.

@@ -23,7 +23,7 @@ from vad.scores_csv import RAW_SCORES
 
 __all__ = [
     "clip_scores", "window_max", "stream_scores", "score_clips", "score_frames", "score_store", "RAW_SCORES",
-    "READ_AHEAD", "cpu_chunk",
+    "READ_AHEAD", "cpu_chunk", "normal_error_map",
 ]
 
 
@@ -74,7 +74,27 @@ def _scores(model: TwoStreamAE, outputs, use_clusters: bool, maps: bool = False)
     scores = {"fused": 1.0 / pixels.mean(dim=(1, 2)).clamp_min(1e-12), "prediction_error": error.mean(dim=(1, 2)),
               "cluster_distance": cluster, "fused_window": window_max(pixels, grid),
               "prediction_window": window_max(error, grid)}
+    if model.normal_error is None:
+        scores["relative"] = scores["relative_window"] = torch.full_like(cluster, float("nan"))
+    else:
+        relative = error / model.normal_error.to(error.device)
+        scores["relative"], scores["relative_window"] = relative.mean(dim=(1, 2)), window_max(relative, grid)
     return {**scores, "map": pixels, "error_map": error} if maps else scores
+
+
+@torch.no_grad()
+def normal_error_map(model: TwoStreamAE, clips: ClipSource, max_clips: int, batch_size: int) -> torch.Tensor:
+    """The mean prediction-error map e(p) (H, W, float32 on the CPU) of `model` over normal `clips`.
+
+    At most `max_clips` clips, evenly spaced over `clips`, each scored as `vad score` scores (eval mode, whole
+    frames, tiles as the model is set); the `relative` scores measure a frame's error against it.
+    """
+    chosen = torch.linspace(0, len(clips) - 1, min(max_clips, len(clips))).round().long().unique()
+    total = None
+    for batch in clips.iter_batches([chosen[first:first + batch_size] for first in range(0, len(chosen), batch_size)]):
+        summed = clip_scores(model, batch, use_clusters=False, maps=True)["error_map"].double().sum(dim=0)
+        total = summed if total is None else total + summed
+    return (total / len(chosen)).float().cpu()
 
 
 def window_max(pixels: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:

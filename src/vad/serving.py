@@ -71,6 +71,7 @@ class ClipScorer(mlflow.pyfunc.PythonModel):
         self.calibration = Calibration.load(Path(calibration)) if calibration else None
         if self.calibration is not None:  # its threshold holds for scores with its cluster map
             trained.score_with(self.calibration.cluster_distance)
+            trained.require_map(self.calibration.map, context.artifacts["checkpoint"])
 
     def predict(self, context, model_input, params=None):
         """Score every clip of every sequence: uint8 (N, L, H, W, C) -> DataFrame, one row per clip."""

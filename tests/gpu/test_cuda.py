@@ -69,6 +69,8 @@ def test_cuda_scoring_in_bf16_matches_the_cpu_scores(params, frame_store, tmp_pa
     # GPU machines lack), scored on both devices.
     from vad.stages import init_clusters, pretrain, score, train
 
+    # detect.map relative: the checkpoint carries the normal error map, and the relative scores are compared too
+    params = params.model_copy(update={"detect": params.detect.model_copy(update={"map": "relative"})})
     pretrain.run(params, frame_store, tmp_path / "pretrain")
     init_clusters.run(params, frame_store, tmp_path / "pretrain", tmp_path / "init")
     train.run(params, frame_store, tmp_path / "init", tmp_path / "train")
@@ -77,6 +79,6 @@ def test_cuda_scoring_in_bf16_matches_the_cpu_scores(params, frame_store, tmp_pa
     rows = {k: [r for r in csv.DictReader((tmp_path / f"{k}.csv").open()) if r["scored"] == "1"]
             for k in ("cpu", "gpu")}
     assert len(rows["gpu"]) == len(rows["cpu"]) > 0
-    for column in ("prediction_error", "cluster_distance", "fused"):
+    for column in ("prediction_error", "cluster_distance", "fused", "relative"):
         np.testing.assert_allclose([float(r[column]) for r in rows["gpu"]], [float(r[column]) for r in rows["cpu"]],
                                    rtol=5e-2, err_msg=column)

@@ -72,13 +72,16 @@ def test_read_scores_raises_layout_error_when_missing(tmp_path):
 def test_rows_written_for_a_video_read_back_as_its_scores(tmp_path):
     raw = {"fused": np.array([4.0, 2.0, 8.0]), "prediction_error": np.array([0.1, 0.2, 0.3]),
            "cluster_distance": np.array([1.0, 1.5, 2.0]), "fused_window": np.array([0.5, 1.0, 0.25]),
-           "prediction_window": np.array([0.2, 0.3, 0.4])}
+           "prediction_window": np.array([0.2, 0.3, 0.4]), "relative": np.array([1.5, 0.9, 3.0]),
+           "relative_window": np.array([np.nan, np.nan, np.nan])}
     rows = list(video_rows("v", 5, raw, clip_len=3))
     path = _write(tmp_path / "scores.csv", [",".join(SCORE_COLUMNS), *(",".join(map(str, r)) for r in rows)])
     scores = read_scores(path)["v"]
     np.testing.assert_array_equal(scores["scored"], [False, False, True, True, True])
     np.testing.assert_allclose(scores["fused"][2:], raw["fused"])
     np.testing.assert_allclose(scores["prediction_window"][2:], raw["prediction_window"])
+    np.testing.assert_allclose(scores["relative"][2:], raw["relative"])
+    assert np.isnan(scores["relative_window"]).all()  # a network without a normal error map: empty
     # Eq. 14 within the video: 1 - (s - min) / (max - min), high = abnormal
     np.testing.assert_allclose(scores["anomaly"][2:], [2 / 3, 1.0, 0.0], atol=1e-7)
 

@@ -59,9 +59,24 @@ class Trained:
             self.model.kmeans.distance = cluster_distance
         return self.model.kmeans.distance
 
+    def require_map(self, alarm_map: str, source: Path | str) -> None:
+        """Refuse an alarm map the network cannot compute: `relative` needs its mean error map on normal footage.
+
+        Raises:
+            ConfigError: `alarm_map` is "relative" and the checkpoint (`source`) carries no such map.
+        """
+        if alarm_map == "relative" and self.model.normal_error is None:
+            raise ConfigError(f"the model in {source} carries no mean error map on normal footage, which the alarm "
+                              f"map 'relative' needs; re-run `vad train` with detect.map: relative (it resumes at "
+                              f"its last epoch and only adds the map), or set detect.map to prediction or fused")
+
 
 def load_trained(path: Path, device: str | torch.device = "cpu") -> Trained:
-    """Rebuild the network of a checkpoint from the config it carries (not from the current params.yaml)."""
+    """Rebuild the network of a checkpoint from the config it carries (not from the current params.yaml).
+
+    A checkpoint of `vad train` with `detect.map: relative` also carries the network's mean error map on its
+    training footage (`normal_error`), which the `relative` scores divide by.
+    """
     from vad.checkpoint import load_checkpoint
 
     state = load_checkpoint(path, device)
@@ -74,4 +89,6 @@ def load_trained(path: Path, device: str | torch.device = "cpu") -> Trained:
     data_params = DataParams.model_validate(config["data"])
     model = build_model(model_params, data_params).to(device)
     load_weights(model, state["model"], path)
+    if state.get("normal_error") is not None:
+        model.set_normal_error(state["normal_error"].to(device))
     return Trained(model.eval(), model_params, data_params, config.get("holdout_share"))

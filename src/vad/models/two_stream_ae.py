@@ -141,14 +141,12 @@ def _to_tiles(x: torch.Tensor, tile: tuple[int, int], overlap: bool = False) -> 
     return torch.stack(tiles, dim=1).flatten(0, 1)
 
 
-def _keep(count: int, side: int, overlap: bool) -> list[slice]:
-    """The part of each of `count` tiles (of `side` output cells) that goes into the stitched frame.
+def _keep(count: int, side: int) -> list[slice]:
+    """The part of each of `count` overlapping tiles (of `side` output cells) that goes into the stitched frame.
 
-    Without overlap, all of it. With overlap (tiles at half a tile's stride), the middle half, and out to the
-    frame's edge for the first and the last tile: every cell comes from the tile it lies most central in.
+    The tiles lie at half a tile's stride: the middle half of each, and out to the frame's edge for the first
+    and the last tile, so every cell comes from the tile it lies most central in.
     """
-    if not overlap:
-        return [slice(0, side)] * count
     margin = side // 4
     return [slice(0 if i == 0 else margin, side if i == count - 1 else side - margin) for i in range(count)]
 
@@ -159,9 +157,14 @@ def _from_tiles(x: torch.Tensor, grid: tuple[int, int], overlap: bool = False) -
     x = x.reshape(tiles // (nh * nw), nh, nw, channels, th, tw)
     if not overlap:  # a reshape: the tiles abut
         return x.permute(0, 3, 1, 4, 2, 5).reshape(tiles // (nh * nw), channels, nh * th, nw * tw)
-    rows, cols = _keep(nh, th, overlap), _keep(nw, tw, overlap)
+    rows, cols = _keep(nh, th), _keep(nw, tw)
     return torch.cat([torch.cat([x[:, i, j, :, rows[i], cols[j]] for j in range(nw)], dim=-1) for i in range(nh)],
                      dim=-2)
+
+
+# The relative map's denominator is floored at this share of its frame mean: a pixel the network never errs on
+# (saturated, say) must not divide by about zero.
+NORMAL_FLOOR = 0.01
 
 
 class TwoStreamAE(nn.Module):
@@ -172,6 +175,9 @@ class TwoStreamAE(nn.Module):
     into tiles that go through as one batch, and every output is stitched back to the clip's frame size.
     With `tile_overlap`, the tiles overlap by half and each output cell comes from the tile it is most central
     in, so no cell next to an inner tile border is predicted from zero padding.
+
+    `normal_error` is not a weight: the mean prediction-error map (H, W) of the trained network on its training
+    footage, floored (`set_normal_error`), that the `relative` scores divide by; None until set.
     """
 
     def __init__(self, *, channels: int, clip_len: int, image_size: tuple[int, int], width: int,
@@ -191,6 +197,12 @@ class TwoStreamAE(nn.Module):
         self.motion = MotionAE(channels, width, clip_len - 1, grid, motion_decoder) if motion else None
         latent = 8 * width * (int(appearance) + int(motion))
         self.kmeans = DeepKMeansHead(clusters, latent, alpha, cluster_distance, cluster_reduction)
+        self.normal_error: torch.Tensor | None = None
+
+    def set_normal_error(self, mean_error: torch.Tensor) -> None:
+        """Keep the mean prediction-error map on normal footage (H, W), floored at NORMAL_FLOOR of its mean."""
+        mean_error = mean_error.float()
+        self.normal_error = mean_error.clamp_min(NORMAL_FLOOR * float(mean_error.mean()))
 
     def forward(self, clip: torch.Tensor) -> Outputs:
         """clip: (B, T, C, H, W) floats in [0, 1]."""

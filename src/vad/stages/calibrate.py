@@ -31,11 +31,13 @@ def run(params: Params, frames_dir: Path, model_dir: Path, out_path: Path) -> St
     it to the footage's own frame rate.
 
     Raises:
-        ConfigError: the model was trained without a hold-out (`detect.holdout_share` 0, or an older model).
+        ConfigError: the model was trained without a hold-out (`detect.holdout_share` 0, or an older model), or
+            `detect.map` is relative and the model carries no normal error map.
     """
     store = FrameStore.open(frames_dir)
     device = select_device(params.device)
     trained = load_trained(model_dir / CHECKPOINT, device)
+    trained.require_map(params.detect.map, model_dir)
     cluster_distance = trained.score_with(params.score.cluster_distance) if trained.model_params.kmeans else None
     share = trained.holdout_share
     if not share:

@@ -175,6 +175,7 @@ def run(params: Params, sources: list[str], model_dir: Path, out_dir: Path, *, t
     # the threshold was chosen on scores with the calibration's cluster map: score with the same one (a file
     # from before score.cluster_distance was calibrated on the model's own map)
     trained, runtime = load_model(params, model_dir, (calibration.cluster_distance or "model") if calibration else None)
+    trained.require_map(calibration.map if calibration else params.detect.map, model_dir)
     detect = params.detect
     retry = Retry(detect.reconnect_attempts, detect.reconnect_max_delay_s, detect.stream_timeout_s)
     totals = {"frames": 0, "events": 0, "alarms": 0}

@@ -132,7 +132,8 @@ def _one_video(store: FrameStore, video: VideoEntry, columns: dict[str, np.ndarr
     score = None if alarm == ("fused", "mean") else alarm_score(columns, *alarm)
     if score is not None and np.isnan(score[columns["scored"]]).any():
         raise DataError(f"{scores_csv} has no {alarm[0]}-map {alarm[1]} scores for test video '{video.id}' (written "
-                        "before them); re-run `vad score`")
+                        "before them, or by a model without the normal error map the relative map needs); re-run "
+                        "`vad score` with the model `vad calibrate` used")
     return VideoScores(
         video_id=video.id, labels=labels.astype(np.uint8), scored=columns["scored"],
         anomaly=columns["anomaly"], prediction_error=columns["prediction_error"],

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from vad.atomic import atomic_write_text
-from vad.checkpoint import CHECKPOINT, load_checkpoint, run_key
+from vad.checkpoint import CHECKPOINT, load_checkpoint, run_key, save_checkpoint
 from vad.config import Params
 from vad.data.base import Split
 from vad.data.clips import ClipSource
@@ -20,6 +20,7 @@ from vad.data.store import FrameStore
 from vad.errors import DataLayoutError
 from vad.models import build_model, load_weights
 from vad.models.losses import autoencoder_losses
+from vad.scoring import normal_error_map
 from vad.stages import StageResult
 from vad.stages.pretrain import model_config
 from vad.training import device_name, fit, match_param_layouts, open_runtime, persistent, seed_everything
@@ -27,7 +28,7 @@ from vad.training import device_name, fit, match_param_layouts, open_runtime, pe
 if TYPE_CHECKING:  # a type only: tracking does not change what the stage computes (no DVC dep)
     from vad.pipeline_run import PipelineRun
 
-__all__ = ["run", "continue_adam"]
+__all__ = ["run", "continue_adam", "store_normal_error"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,21 @@ def continue_adam(optimizer: torch.optim.Optimizer, init: dict, init_path: Path,
     for group in optimizer.param_groups:
         group["lr"] = lr
         group.pop("initial_lr", None)  # the scheduler's milestones count from `lr`
+
+
+def store_normal_error(model: torch.nn.Module, clips: ClipSource, checkpoint: Path, params: Params) -> None:
+    """Add the trained network's mean error map on its training clips to `checkpoint` (`detect.map: relative`).
+
+    With another alarm map, remove it: the checkpoint holds it exactly when the params ask for it. At most
+    `init_clusters.sample_clips` clips, the same budget as the sample the clusters are fitted on.
+    """
+    state = load_checkpoint(checkpoint)
+    if params.detect.map == "relative":
+        state["normal_error"] = normal_error_map(model.eval(), clips, params.init_clusters.sample_clips,
+                                                 params.score.batch_size)
+    elif state.pop("normal_error", None) is None:
+        return
+    save_checkpoint(checkpoint, state)
 
 
 def run(params: Params, frames_dir: Path, init_dir: Path, out_dir: Path, *, progress: bool = False,
@@ -114,6 +130,7 @@ def run(params: Params, frames_dir: Path, init_dir: Path, out_dir: Path, *, prog
                       on_epoch=tracking and (lambda record: tracking.log_epoch("train", record)),
                       crop=params.data.tile)
         if runtime.is_main:
+            store_normal_error(model, clips, out_dir / CHECKPOINT, params)
             atomic_write_text(out_dir / "history.json", json.dumps(persistent(history), indent=1) + "\n")
         runtime.dist.barrier()
     last = history[-1]
