@@ -68,6 +68,9 @@ def main() -> None:
     print(f"{figures['normal_clips']} normal clips, {figures['pseudo_clips']} local pseudo-anomalies")
     for map_, pooling in SCORES:
         normal, pseudo = (alarm_score(raw[part], map_, pooling) for part in ("normal", "pseudo"))
+        if np.isnan(normal).all():  # the relative map of a network without a normal error map
+            print(f"{map_:>10} {pooling:<6} not computed: the model carries no normal error map")
+            continue
         auc = roc_auc_score(np.r_[np.zeros(len(normal)), np.ones(len(pseudo))], np.r_[normal, pseudo])
         recall = {b: float(np.mean(pseudo > calibrate(normal, b, 10.0).threshold)) for b in BUDGETS}
         figures[f"{map_}_{pooling}"] = {"auc": round(float(auc), 4), **{f"recall_{b:g}_per_hour": round(r, 3)
