@@ -191,9 +191,9 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
 
     params = _params(args, {"": {"device": args.device}})
     with _pipeline_run(args, params, "calibrate"):
-        result = calibrate.run(params, Path(args.frames), Path(args.model), Path(args.out))
-    print(f"threshold {result.metrics['threshold']:.6g} from {int(result.metrics['calibration_frames'])} held-out "
-          f"normal frames")
+        result = calibrate.run(params, Path(args.frames), Path(args.model), Path(args.out), args.normal or ())
+    print(f"threshold {result.metrics['threshold']:.6g} from {int(result.metrics['calibration_frames'])} normal "
+          f"frames{' (hold-out and --normal footage)' if args.normal else ' held out of training'}")
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -433,6 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--frames", required=True)
     sub.add_argument("--model", required=True, help="output folder of `vad train`")
     sub.add_argument("--out", required=True, help="calibration JSON to write (e.g. models/calibration.json)")
+    sub.add_argument("--normal", nargs="+", metavar="FOOTAGE",
+                     help="more normal footage the model never trained on (video files, folders of videos): the "
+                          "threshold is chosen on it too; a strict budget needs hours of it")
     sub.add_argument("--device")
     tracked(sub)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from vad.data.base import Split, VideoRecord
 from vad.errors import DataError, DataLayoutError
 
-__all__ = ["index_videos", "VIDEO_SUFFIXES"]
+__all__ = ["index_videos", "footage", "VIDEO_SUFFIXES"]
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv"})
 
@@ -80,3 +80,28 @@ def index_videos(root: Path) -> list[VideoRecord]:
         for p in test
     ]
     return records
+
+
+def footage(sources: list[str]) -> list[Path]:
+    """The video files named by `sources`: files as given, folders as their videos (sorted by name).
+
+    Raises:
+        DataError: a source that does not exist, or a folder without videos.
+    """
+    found: list[Path] = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            videos = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+            if not videos:
+                raise DataError(f"folder {path} holds no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
+            found.extend(videos)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise DataError(f"footage {source} not found; pass video files or folders of videos")
+    stems = [path.stem for path in found]
+    if len(set(stems)) != len(stems):
+        raise DataError("two videos share a file name; scores.csv and events.jsonl key rows by file name, so "
+                        "rename them or detect in separate runs")
+    return found

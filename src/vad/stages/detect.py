@@ -28,7 +28,7 @@ from vad.calibration import CALIBRATION, Calibration, alarm_score
 from vad.config import Params
 from vad.data.decode import iter_frames, prefetch
 from vad.data.live import Retry, SourceLost, is_live, live_frames, live_name, source_fps
-from vad.data.videos import VIDEO_SUFFIXES
+from vad.data.videos import footage
 from vad.errors import DataError
 from vad.events import Event, EventDetector
 from vad.metrics import anomaly_from_regularity
@@ -38,35 +38,10 @@ from vad.scoring import RAW_SCORES, stream_scores
 from vad.stages import StageResult
 from vad.stages.score import load_model
 
-__all__ = ["run", "footage"]
+__all__ = ["run"]
 
 log = logging.getLogger(__name__)
 
-
-
-def footage(sources: list[str]) -> list[Path]:
-    """The video files named by `sources`: files as given, folders as their videos (sorted by name).
-
-    Raises:
-        DataError: a source that does not exist, or a folder without videos.
-    """
-    found: list[Path] = []
-    for source in sources:
-        path = Path(source)
-        if path.is_dir():
-            videos = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
-            if not videos:
-                raise DataError(f"folder {path} holds no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
-            found.extend(videos)
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise DataError(f"footage {source} not found; pass video files or folders of videos")
-    stems = [path.stem for path in found]
-    if len(set(stems)) != len(stems):
-        raise DataError("two videos share a file name; scores.csv and events.jsonl key rows by file name, so "
-                        "rename them or detect in separate runs")
-    return found
 
 
 def _fps(path: Path, default: float) -> float:

@@ -29,3 +29,25 @@ def test_an_extrapolated_threshold_is_announced_and_an_empirical_one_is_not(trai
                       tmp_path / "loose.json")
     assert json.loads((tmp_path / "loose.json").read_text())["method"] == "empirical"
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_normal_footage_is_calibrated_on_with_the_hold_out(trained, params, raw_dataset, tmp_path):
+    import cv2
+    import pytest
+
+    from vad.calibration import Calibration
+    from vad.errors import DataError
+
+    held_out = calibrate.run(params, trained["frames"], trained["train"], tmp_path / "held.json")
+    videos = sorted((raw_dataset / "train").glob("*.avi"))
+    lengths = [int(cv2.VideoCapture(str(v)).get(cv2.CAP_PROP_FRAME_COUNT)) for v in videos]
+    both = calibrate.run(params, trained["frames"], trained["train"], tmp_path / "both.json",
+                         normal=[raw_dataset / "train"])
+    clips = sum(n - params.data.clip_len + 1 for n in lengths)  # every clip of every video, frames resized
+    assert both.metrics["calibration_frames"] == held_out.metrics["calibration_frames"] + clips
+    assert Calibration.load(tmp_path / "both.json").frames == held_out.metrics["calibration_frames"] + clips
+
+    with pytest.raises(DataError, match="not found") as error:
+        calibrate.run(params, trained["frames"], trained["train"], tmp_path / "none.json",
+                      normal=[tmp_path / "missing.mp4"])
+    assert "\n" not in str(error.value) and not (tmp_path / "none.json").exists()
