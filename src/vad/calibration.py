@@ -45,7 +45,7 @@ def alarm_score(raw: Mapping[str, Any], map: str = "fused", pooling: str = "mean
     """The alarm score (high = abnormal) of raw scores from `vad.scoring` (floats or arrays, NaN kept).
 
     `map` "fused" is the paper's e * D_u, "prediction" the prediction error e, "relative" e / m with m the
-    network's mean error map on normal footage (`vad.scoring.set_normal_error`); `pooling` "mean" its mean over
+    network's mean error map on normal footage (`TwoStreamAE.set_normal_error`); `pooling` "mean" its mean over
     the frame (for the fused map, a = 1 / fused), "window" its largest mean over a 2x2-cell window.
     """
     column = _column(map, pooling)

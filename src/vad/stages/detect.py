@@ -43,7 +43,6 @@ __all__ = ["run"]
 log = logging.getLogger(__name__)
 
 
-
 def _fps(path: Path, default: float) -> float:
     import cv2
 
