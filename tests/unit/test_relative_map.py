@@ -18,7 +18,7 @@ from vad.models import build_model, load_trained
 from vad.models.two_stream_ae import NORMAL_FLOOR
 from vad.scoring import clip_scores, normal_error_map, window_max
 from vad.stages import calibrate
-from vad.stages.train import store_normal_error
+from vad.stages.train import NORMAL_MAP_CLIPS, store_normal_error
 
 
 def _model():
@@ -73,8 +73,8 @@ def test_vad_train_stores_the_map_when_the_params_ask_for_it(trained, params, tm
     relative = params.model_copy(update={"detect": params.detect.model_copy(update={"map": "relative"})})
     store_normal_error(load_trained(checkpoint).model, clips, checkpoint, relative)
     stored = load_checkpoint(checkpoint)["normal_error"]
-    expected = normal_error_map(load_trained(trained["train"] / CHECKPOINT).model, clips,
-                                params.init_clusters.sample_clips, params.score.batch_size)
+    expected = normal_error_map(load_trained(trained["train"] / CHECKPOINT).model, clips, NORMAL_MAP_CLIPS,
+                                params.train.batch_size)
     torch.testing.assert_close(stored, expected)
     loaded = load_trained(checkpoint).model
     torch.testing.assert_close(loaded.normal_error, expected.clamp_min(NORMAL_FLOOR * float(expected.mean())))

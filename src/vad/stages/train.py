@@ -28,7 +28,7 @@ from vad.training import device_name, fit, match_param_layouts, open_runtime, pe
 if TYPE_CHECKING:  # a type only: tracking does not change what the stage computes (no DVC dep)
     from vad.pipeline_run import PipelineRun
 
-__all__ = ["run", "continue_adam", "store_normal_error"]
+__all__ = ["run", "continue_adam", "store_normal_error", "NORMAL_MAP_CLIPS"]
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +52,19 @@ def continue_adam(optimizer: torch.optim.Optimizer, init: dict, init_path: Path,
         group.pop("initial_lr", None)  # the scheduler's milestones count from `lr`
 
 
+# Training clips the normal error map averages at most: the default sample of k-means (init_clusters.sample_clips)
+NORMAL_MAP_CLIPS = 2000
+
+
 def store_normal_error(model: torch.nn.Module, clips: ClipSource, checkpoint: Path, params: Params) -> None:
     """Add the trained network's mean error map on its training clips to `checkpoint` (`detect.map: relative`).
 
     With another alarm map, remove it: the checkpoint holds it exactly when the params ask for it. At most
-    `init_clusters.sample_clips` clips, the same budget as the sample the clusters are fitted on.
+    NORMAL_MAP_CLIPS clips, evenly spaced, in batches of `train.batch_size`.
     """
     state = load_checkpoint(checkpoint)
     if params.detect.map == "relative":
-        state["normal_error"] = normal_error_map(model.eval(), clips, params.init_clusters.sample_clips,
-                                                 params.score.batch_size)
+        state["normal_error"] = normal_error_map(model.eval(), clips, NORMAL_MAP_CLIPS, params.train.batch_size)
     elif state.pop("normal_error", None) is None:
         return
     save_checkpoint(checkpoint, state)
