@@ -8,7 +8,8 @@ Frames of another size or colour mode are resized and converted to what the mode
 
 Response, one row per clip: `sequence`, `frame` (the clip's last frame, within its sequence), `fused`
 (s = 1 / mean_p(e * D_u), high = normal), `prediction_error`, `cluster_distance` (NaN without k-means),
-`fused_window`, `prediction_window` (`vad.scores_csv`), `anomaly_score` (the alarm score the model was
+`fused_window`, `prediction_window`, for a network trained with `detect.map: relative` `relative` and
+`relative_window` (`vad.scores_csv`), `anomaly_score` (the alarm score the model was
 calibrated on, `vad.calibration.alarm_score`; uncalibrated: a = 1 / fused; high = abnormal) and, for a
 calibrated model, `is_anomaly` (the alarm score above the threshold). Optional request params
 `false_alarms_per_hour` and `fps` choose another threshold from the calibration (0: the budget and frame rate
@@ -87,13 +88,15 @@ class ClipScorer(mlflow.pyfunc.PythonModel):
             raise ValueError(f"expected uint8 frames (N, L, H, W, C) with L >= {data.clip_len} frames per sequence "
                              f"and C = 1 or 3, got shape {sequences.shape}")
         sequences = conform(np.ascontiguousarray(sequences, dtype=np.uint8), data.image_size, data.channels)
+        # the relative scores only where the network carries the normal error map they divide by
+        columns = [c for c in RAW_SCORES if self.model.normal_error is not None or not c.startswith("relative")]
         rows = []
         for index, frames in enumerate(sequences):
             with torch.no_grad():
                 for frame, values in stream_scores(self.model, iter(frames), data.clip_len, self.batch_size,
                                                    self.model_params.kmeans, self.device):
-                    rows.append({"sequence": index, "frame": frame, **{c: values[c] for c in RAW_SCORES}})
-        table = pd.DataFrame(rows, columns=["sequence", "frame", *RAW_SCORES])
+                    rows.append({"sequence": index, "frame": frame, **{c: values[c] for c in columns}})
+        table = pd.DataFrame(rows, columns=["sequence", "frame", *columns])
         table["anomaly_score"] = self.calibration.score(table) if self.calibration else alarm_score(table)
         if self.calibration is not None:
             table["is_anomaly"] = table["anomaly_score"] > self.threshold(params or {})
