@@ -33,6 +33,7 @@ __all__ = ["Calibration", "calibrate", "alarm_score", "CALIBRATION", "MIN_TAIL_F
 
 CALIBRATION = "calibration.json"
 MIN_TAIL_FRAMES = 10  # exceeding frames the empirical quantile needs to stand on
+STANDARD_BUDGETS = (1.0, 10.0, 60.0, 600.0, 3600.0)  # false alarms per hour whose quantiles a calibration stores
 ALARM_MAPS = ("fused", "prediction", "relative")
 POOLINGS = ("mean", "window")
 # the vad.scoring column each alarm score is read from; the fused mean is stored as its reciprocal, s
@@ -133,7 +134,10 @@ def calibrate(scores: np.ndarray, false_alarms_per_hour: float, fps: float,
     share = _share(false_alarms_per_hour, fps)
     logs = np.log(values)
     log_mean, log_std = float(logs.mean()), float(logs.std(ddof=1))
-    levels = sorted({0.5, 0.9, 0.99, 0.999, 1 - share})
+    # the quantiles of the standard budgets too, so that `threshold_for` one of them stays empirical where the
+    # footage shows it (it falls back to the tail model, never below the maximum, otherwise)
+    standard = {1 - _share(budget, fps) for budget in STANDARD_BUDGETS}
+    levels = sorted({0.5, 0.9, 0.99, 0.999, 1 - share} | {level for level in standard if level > 0})
     quantiles = {f"{level:.6g}": float(np.quantile(values, level)) for level in levels}
     if len(values) * share >= MIN_TAIL_FRAMES:
         threshold, method = quantiles[f"{1 - share:.6g}"], "empirical"

@@ -47,6 +47,17 @@ def test_a_calibration_round_trips_and_gives_thresholds_for_other_frame_rates(tm
     assert loaded.threshold_for(2.0, 30.0) > loaded.threshold_for(2.0, 10.0)  # more frames, rarer per frame
 
 
+def test_another_standard_budget_is_the_empirical_quantile_where_the_footage_shows_it():
+    scores = np.exp(np.random.default_rng(2).normal(0.0, 1.0, size=6000))  # ten minutes at 10 frames/s
+    result = calibrate(scores, false_alarms_per_hour=1.0, fps=10.0)
+    assert result.method == "log-normal tail"  # 1/h cannot be seen in ten minutes
+    # 60/h is one frame in 600: ten of these 6,000 exceed it, enough to read it off the footage
+    assert result.threshold_for(60.0, 10.0) == pytest.approx(np.quantile(scores, 1 - 1 / 600))
+    assert result.threshold_for(60.0, 10.0) < scores.max()  # not the fallback to the largest score
+    # 10/h (one frame in 3,600) shows in fewer than ten frames here: the tail model, never below the maximum
+    assert result.threshold_for(10.0, 10.0) >= scores.max()
+
+
 @pytest.mark.parametrize("scores", [[], [1.0], [float("nan")] * 5, [1.0, -1.0, 2.0]])
 def test_unusable_scores_are_refused(scores):
     with pytest.raises(DataError):
