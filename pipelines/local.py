@@ -25,7 +25,7 @@ FORWARDED_ENV_PREFIXES = ("AWS_", "MLFLOW_", "VAD_")
 
 
 def run_local(dataset_uri: str, *, mlflow_tracking_uri: str | None = None, preset: str | dict[str, Any] = "ped2",
-              dataset_format: str = "auto", model_name: str = "", train_gpus: int = 1,
+              dataset_format: str = "auto", model_name: str = "", train_gpus: int = 1, normal_footage_uri: str = "",
               pipeline_root: str | Path = ".kfp-local", runner: str = "subprocess") -> Path:
     """Run `vad_pipeline` on `dataset_uri` through `kfp.local`; returns the pipeline root holding the artifacts.
 
@@ -36,9 +36,12 @@ def run_local(dataset_uri: str, *, mlflow_tracking_uri: str | None = None, prese
         dataset_format: Dataset layout, `auto` to detect it.
         model_name: Registered model name; empty for the preset's.
         train_gpus: Processes of the train task; above 1, torchrun on this machine's GPUs (or its CPU, gloo).
+        normal_footage_uri: Normal videos the model never trained on, for the calibrate task (as `dataset_uri`);
+            empty: the hold-out only.
         pipeline_root: Folder for the task artifacts (one sub-folder per run).
         runner: `subprocess`, or `docker` to run every task in its component's image (host network, the
-            pipeline root and a local dataset folder mounted at their own paths, AWS_*/MLFLOW_*/VAD_* passed on).
+            pipeline root and local dataset and footage folders mounted at their own paths, AWS_*/MLFLOW_*/VAD_*
+            passed on).
 
     Raises:
         VadError: a bad argument, found before anything runs.
@@ -53,7 +56,8 @@ def run_local(dataset_uri: str, *, mlflow_tracking_uri: str | None = None, prese
     if runner not in RUNNERS:
         raise ConfigError(f"unknown runner {runner!r}; pass one of {', '.join(RUNNERS)}")
     arguments = pipeline_arguments(dataset_uri, mlflow_tracking_uri or tracking_uri(), preset=preset,
-                                   dataset_format=dataset_format, model_name=model_name, train_gpus=train_gpus)
+                                   dataset_format=dataset_format, model_name=model_name, train_gpus=train_gpus,
+                                   normal_footage_uri=normal_footage_uri)
     root = Path(pipeline_root).resolve()
     _resolve_named_outputs_in_conditions()
     if runner == "docker":
@@ -70,7 +74,7 @@ def _docker_runner(arguments: dict[str, Any], root: Path):
 
     The host network, so that endpoints on 127.0.0.1 answer in the container as they do here. The image's own
     user (uid 1000) writes the task outputs, so the pipeline root is made writable for it (others keep read).
-    A local dataset folder is mounted at its absolute path, which replaces `arguments["dataset_uri"]`.
+    A local dataset (or normal footage) folder is mounted at its absolute path, which replaces its argument.
     """
     from docker.types import Mount
     from kfp import local
@@ -82,10 +86,11 @@ def _docker_runner(arguments: dict[str, Any], root: Path):
         raise ConfigError(f"the docker runner needs an MLflow server (--tracking-uri http://...), not {tracking}: "
                           "a task container cannot open this machine's files")
     mounts = []
-    if "://" not in str(arguments["dataset_uri"]):
-        dataset = Path(str(arguments["dataset_uri"])).resolve()
-        arguments["dataset_uri"] = str(dataset)
-        mounts.append(Mount(target=str(dataset), source=str(dataset), type="bind", read_only=True))
+    for name in ("dataset_uri", "normal_footage_uri"):
+        if arguments.get(name) and "://" not in str(arguments[name]):
+            folder = Path(str(arguments[name])).resolve()
+            arguments[name] = str(folder)
+            mounts.append(Mount(target=str(folder), source=str(folder), type="bind", read_only=True))
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o1777)  # like /tmp: every task user may create its folders, none may delete another's
     environment = {name: value for name, value in os.environ.items() if name.startswith(FORWARDED_ENV_PREFIXES)}

@@ -10,6 +10,10 @@ Parameters (`kfp run create ... dataset_uri=s3://datasets/ped2 mlflow_tracking_u
     model_name           registered model name; empty: the preset's register.model_name, else vad-<dataset>
     train_gpus           GPUs of the train task (default 1); above 1, train runs data-parallel on that many
                          processes (torchrun) with the same params, train.batch_size being the global batch
+    normal_footage_uri   normal videos the model never trained on (a folder, s3://, http(s):// archive or
+                         dvc://; default none): `calibrate` chooses the alarm threshold on them and the held-out
+                         frames together (`vad calibrate --normal`). A strict false-alarm budget needs minutes of
+                         footage; the hold-out alone holds seconds, and its threshold is an extrapolation
 
 `extract` resolves and validates these into the params document every later task receives, so a bad preset,
 format or URI fails the first task within seconds. `register` runs only when the new micro AUC beats the
@@ -88,7 +92,7 @@ def _setup(task: dsl.PipelineTask, *, cpu: str, memory: str, gpus: int | Pipelin
 @dsl.pipeline(name="vad", description="Video anomaly detection with spatio-temporal dissociation: train, "
                                       "evaluate and register the model in MLflow")
 def vad_pipeline(dataset_uri: str, mlflow_tracking_uri: str, dataset_format: str = "auto", preset: str = "ped2",
-                 model_name: str = "", train_gpus: int = 1):
+                 model_name: str = "", train_gpus: int = 1, normal_footage_uri: str = ""):
     """Train, evaluate and (if it beats the champion) register a model on the dataset at `dataset_uri`."""
     extract_task = _setup(extract(dataset_uri=dataset_uri, dataset_format=dataset_format, preset=preset,
                                   model_name=model_name, presets=PRESETS, workers=EXTRACT_WORKERS, skip_corrupt=False),
@@ -103,8 +107,9 @@ def vad_pipeline(dataset_uri: str, mlflow_tracking_uri: str, dataset_format: str
     train_task = _setup(train(params=params, frames=frames, init=init_task.outputs["model"], gpus=train_gpus,
                               tracking_uri=mlflow_tracking_uri),
                         cpu="4", memory="16Gi", gpus=train_gpus, secrets=(MLFLOW_SECRET,))
-    calibrate_task = _setup(calibrate(params=params, frames=frames, model=train_task.outputs["model"]), cpu="4",
-                            memory="16Gi", gpus=1)
+    calibrate_task = _setup(calibrate(params=params, frames=frames, model=train_task.outputs["model"],
+                                      normal_footage_uri=normal_footage_uri),
+                            cpu="4", memory="16Gi", gpus=1, secrets=(S3_SECRET,))
     score_task = _setup(score(params=params, frames=frames, model=train_task.outputs["model"]), cpu="4",
                         memory="16Gi", gpus=1)
     evaluate_task = _setup(evaluate(frames=frames, scores=score_task.outputs["scores"], params=params,
@@ -121,7 +126,8 @@ def vad_pipeline(dataset_uri: str, mlflow_tracking_uri: str, dataset_format: str
 
 
 def pipeline_arguments(dataset_uri: str, mlflow_tracking_uri: str, *, preset: str | dict[str, Any] = "ped2",
-                       dataset_format: str = "auto", model_name: str = "", train_gpus: int = 1) -> dict[str, str | int]:
+                       dataset_format: str = "auto", model_name: str = "", train_gpus: int = 1,
+                       normal_footage_uri: str = "") -> dict[str, str | int]:
     """Check the arguments of `vad_pipeline` on the client (before anything runs) and return them.
 
     `preset` may be a dict (a params document), sent as JSON. The `extract` task repeats the preset and format
@@ -129,7 +135,7 @@ def pipeline_arguments(dataset_uri: str, mlflow_tracking_uri: str, *, preset: st
 
     Raises:
         ConfigError: unknown preset, invalid JSON or params document, unknown format, train_gpus below 1.
-        DataError: `dataset_uri` names an unsupported scheme.
+        DataError: `dataset_uri` or `normal_footage_uri` names an unsupported scheme.
     """
     from vad.config import resolve_preset
     from vad.data.sources import SUPPORTED
@@ -137,10 +143,12 @@ def pipeline_arguments(dataset_uri: str, mlflow_tracking_uri: str, *, preset: st
 
     text = json.dumps(preset) if isinstance(preset, dict) else str(preset)
     resolve_preset(text, PRESETS, dataset_format=dataset_format, model_name=model_name)
-    scheme = dataset_uri.split("://", 1)[0].lower() if "://" in dataset_uri else ""
-    if scheme not in ("", "s3", "http", "https", "dvc"):
-        raise DataError(f"unsupported dataset_uri {dataset_uri} (scheme {scheme}://); pass {SUPPORTED}")
+    for name, uri in (("dataset_uri", dataset_uri), ("normal_footage_uri", normal_footage_uri)):
+        scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
+        if scheme not in ("", "s3", "http", "https", "dvc"):
+            raise DataError(f"unsupported {name} {uri} (scheme {scheme}://); pass {SUPPORTED}")
     if isinstance(train_gpus, bool) or not isinstance(train_gpus, int) or train_gpus < 1:
         raise ConfigError(f"train_gpus must be an integer of at least 1, got {train_gpus!r}")
     return {"dataset_uri": dataset_uri, "mlflow_tracking_uri": mlflow_tracking_uri, "dataset_format": dataset_format,
-            "preset": text, "model_name": model_name, "train_gpus": train_gpus}
+            "preset": text, "model_name": model_name, "train_gpus": train_gpus,
+            "normal_footage_uri": normal_footage_uri}

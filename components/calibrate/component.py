@@ -1,4 +1,4 @@
-"""Component `calibrate`: the alarm threshold from the held-out tail of each training video (GPU)."""
+"""Component `calibrate`: the alarm threshold from the held-out tail of each training video and other normal footage."""
 
 from components._image import VAD_IMAGE
 from kfp import dsl
@@ -7,11 +7,17 @@ from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
 
 @dsl.component(base_image=VAD_IMAGE, install_kfp_package=False, packages_to_install=[])
 def calibrate(params: dict, frames: Input[Dataset], model: Input[Model], calibration: Output[Artifact],
-              metrics: Output[Metrics]):
-    """Run vad.stages.calibrate with the trained model; `calibration` is calibration.json (vad.calibration)."""
+              metrics: Output[Metrics], normal_footage_uri: str = ""):
+    """Run vad.stages.calibrate with the trained model; `calibration` is calibration.json (vad.calibration).
+
+    `normal_footage_uri`: normal videos the model never trained on, named as a dataset is (a folder, s3://,
+    http(s):// archive or dvc://); empty: the hold-out only (`vad calibrate --normal` on the command line).
+    """
+    import tempfile
     from pathlib import Path
 
     from vad.config import parse_params
+    from vad.data.sources import resolve_source
     from vad.errors import DataLayoutError
     from vad.stages.calibrate import run
 
@@ -21,7 +27,12 @@ def calibrate(params: dict, frames: Input[Dataset], model: Input[Model], calibra
     if not (Path(model.path) / "checkpoint.pt").is_file():
         raise DataLayoutError(f"input model {model.path} is not a model (no checkpoint.pt); "
                               "connect the model output of the train task")
-    result = run(parse_params(params), Path(frames.path), Path(model.path), Path(calibration.path))
+    with tempfile.TemporaryDirectory(prefix="vad-normal-") as cache:
+        normal = [resolve_source(normal_footage_uri, Path(cache))] if normal_footage_uri else []
+        result = run(parse_params(params), Path(frames.path), Path(model.path), Path(calibration.path),
+                     normal=normal)
     calibration.metadata.update(result.metrics)
+    if normal_footage_uri:
+        calibration.metadata["normal_footage_uri"] = normal_footage_uri
     for name, value in result.metrics.items():
         metrics.log_metric(name, value)

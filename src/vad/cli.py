@@ -277,7 +277,7 @@ def cmd_pipeline_run_local(args: argparse.Namespace) -> None:
     try:
         root = run_local(args.dataset, mlflow_tracking_uri=args.tracking_uri, preset=_preset(args.preset),
                          dataset_format=args.format, model_name=args.model_name, train_gpus=args.train_gpus,
-                         pipeline_root=args.root, runner=args.runner)
+                         normal_footage_uri=args.normal_footage, pipeline_root=args.root, runner=args.runner)
     except RuntimeError as error:  # kfp.local: a task failed; its log, printed above, ends with the reason
         raise VadError(f"{' '.join(str(error).split())}; see the failing task's log above") from None
     print(root)
@@ -286,7 +286,8 @@ def cmd_pipeline_run_local(args: argparse.Namespace) -> None:
 def cmd_pipeline_submit(args: argparse.Namespace) -> None:
     submit = _pipelines("submit").submit
     params = {"dataset_uri": args.dataset, "mlflow_tracking_uri": args.tracking_uri, "preset": _preset(args.preset),
-              "dataset_format": args.format, "model_name": args.model_name, "train_gpus": args.train_gpus}
+              "dataset_format": args.format, "model_name": args.model_name, "train_gpus": args.train_gpus,
+              "normal_footage_uri": args.normal_footage}
     result = submit(args.host, args.package or _pipelines("compile").PACKAGE, args.experiment, params,
                     recurring_cron=args.cron)
     print(json.dumps(result))
@@ -378,6 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--model-name", default="", help="registered model name (default: the preset's)")
         sub.add_argument("--train-gpus", type=int, default=1, help="GPUs of the train task; above 1 it runs "
                                                                    "data-parallel with torchrun (default: 1)")
+        sub.add_argument("--normal-footage", default="", metavar="URI",
+                         help="normal videos the model never trained on, to calibrate the alarm threshold on with "
+                              "the hold-out (vad calibrate --normal): a folder, s3://, http(s):// archive or dvc://")
 
     sub = pipeline_commands.add_parser("run-local", help="run the whole DAG here with kfp's local runner")
     pipeline_arguments(sub, "params.yaml")

@@ -18,8 +18,9 @@ def test_calibrate_writes_the_calibration_at_the_output_artifact_path(record_run
     calibrate.python_func(params=as_struct(make_document()), frames=frames, model=model, calibration=calibration,
                           metrics=metrics)
 
-    [(args, _)] = recorder.calls
+    [(args, kwargs)] = recorder.calls
     assert args == (parse_params(make_document()), Path(frames.path), Path(model.path), Path(calibration.path))
+    assert kwargs == {"normal": []}  # the hold-out alone
     assert metrics.metadata == calibration.metadata == {"threshold": 0.25, "calibration_frames": 40.0}
 
 
@@ -30,4 +31,39 @@ def test_calibrate_refuses_an_input_that_is_not_a_model(record_run, frames, arti
         calibrate.python_func(params=make_document(), frames=frames, model=artifact(Artifact, "empty"),
                               calibration=artifact(Artifact, "calibration"), metrics=artifact(Metrics, "m"))
     assert_one_line(error)
+    assert recorder.calls == []
+
+
+def test_calibrate_fetches_the_normal_footage_and_calibrates_on_it_too(monkeypatch, s3_server, s3_bucket, frames,
+                                                                      checkpoint, artifact, make_document, tmp_path):
+    from vad.stages import StageResult
+
+    footage = tmp_path / "lobby"
+    (footage / "day1").mkdir(parents=True)
+    (footage / "day1" / "cam.avi").write_bytes(b"video bytes")
+    s3_server.upload(s3_bucket, "footage/lobby", footage)
+    seen = []
+
+    def run(*args, normal):  # the footage must be there while the stage runs; the component cleans it up after
+        seen.append(sorted(p.relative_to(normal[0]).as_posix() for folder in normal for p in folder.rglob("*.avi")))
+        return StageResult(metrics={"threshold": 0.5, "calibration_frames": 900.0})
+
+    monkeypatch.setattr("vad.stages.calibrate.run", run)
+    calibration = artifact(Artifact, "calibration")
+    calibrate.python_func(params=make_document(), frames=frames, model=checkpoint("model"), calibration=calibration,
+                          metrics=artifact(Metrics, "m"), normal_footage_uri=f"s3://{s3_bucket}/footage/lobby")
+
+    assert seen == [["day1/cam.avi"]]
+    assert calibration.metadata == {"threshold": 0.5, "calibration_frames": 900.0,
+                                    "normal_footage_uri": f"s3://{s3_bucket}/footage/lobby"}
+
+
+def test_calibrate_refuses_missing_normal_footage_before_scoring(record_run, frames, checkpoint, artifact,
+                                                                 make_document, assert_one_line, tmp_path):
+    recorder = record_run("vad.stages.calibrate")
+    with pytest.raises(DataLayoutError, match="does not exist") as error:
+        calibrate.python_func(params=make_document(), frames=frames, model=checkpoint("model"),
+                              calibration=artifact(Artifact, "calibration"), metrics=artifact(Metrics, "m"),
+                              normal_footage_uri=str(tmp_path / "no-such-footage"))
+    assert str(tmp_path / "no-such-footage") in assert_one_line(error)
     assert recorder.calls == []

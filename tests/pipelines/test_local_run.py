@@ -13,13 +13,17 @@ def test_pipeline_runs_locally_from_s3_and_registers_the_champion(s3_server, s3_
     import mlflow
 
     s3_server.upload(s3_bucket, "datasets/tiny", raw_dataset)
+    # Normal footage for the calibrate task: the tiny set's own training videos (this checks the wiring, not a
+    # threshold), two of 30 frames, 26 clips each.
+    s3_server.upload(s3_bucket, "footage/tiny", raw_dataset / "train")
     # train_gpus=2: the train task runs torchrun with two processes (gloo on this CPU-only machine).
     root = run_local(f"s3://{s3_bucket}/datasets/tiny", mlflow_tracking_uri=mlflow_server,
                      # its own experiment: MLflow keeps one dataset per (experiment, name, digest), and other
                      # tests log the same tiny frames from a local folder
                      preset=make_document(register={"experiment": "kfp-local"}), dataset_format="videos",
                      model_name="vad-kfp-local",
-                     pipeline_root=tmp_path / "root", train_gpus=2)
+                     normal_footage_uri=f"s3://{s3_bucket}/footage/tiny", pipeline_root=tmp_path / "root",
+                     train_gpus=2)
     assert "2 processes (DDP)" in "".join(capfd.readouterr())
 
     client = mlflow.MlflowClient(mlflow_server)
@@ -37,5 +41,8 @@ def test_pipeline_runs_locally_from_s3_and_registers_the_champion(s3_server, s3_
     assert "pretrain_clips_per_s" in run.data.metrics and "train_clips_per_s" in run.data.metrics
     [dataset] = run.inputs.dataset_inputs
     assert dataset.dataset.source_type == "s3" and f"s3://{s3_bucket}/datasets/tiny" in dataset.dataset.source
-    # The calibrate task's threshold travels with the registered model.
+    # The calibrate task's threshold travels with the registered model. It was chosen on the footage and the
+    # hold-out (10% of each 30-frame training video: at most 3 frames each).
     assert float(champion.tags["threshold"]) > 0
+    [calibration] = [p for p in root.rglob("calibration") if p.is_file()]
+    assert 2 * 26 < json.loads(calibration.read_text())["frames"] <= 2 * 26 + 2 * 3

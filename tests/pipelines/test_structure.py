@@ -111,10 +111,11 @@ def test_credentials_come_from_kubernetes_secrets(compiled):
     assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= secrets["extract"]["vad-s3"]
     assert {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= secrets["champion"]["vad-mlflow"]
     assert set(secrets["register"]) == {"vad-mlflow", "vad-s3"}
+    assert set(secrets["calibrate"]) == {"vad-s3"}  # normal_footage_uri may be an s3:// prefix
     # the training tasks log their epochs into the pipeline's MLflow run as they go
     assert set(secrets["pretrain"]) == set(secrets["train"]) == {"vad-mlflow"}
     assert {name for name, found in secrets.items() if found} == {"extract", "champion", "pretrain", "train",
-                                                                   "register"}
+                                                                   "calibrate", "register"}
 
 
 def test_gpu_stages_get_a_memory_backed_dev_shm(compiled):
@@ -135,7 +136,13 @@ def test_pipeline_parameters(compiled):
     spec, _ = compiled
     parameters = spec["root"]["inputDefinitions"]["parameters"]
     assert set(parameters) == {"dataset_uri", "dataset_format", "preset", "model_name", "mlflow_tracking_uri",
-                               "train_gpus"}
+                               "train_gpus", "normal_footage_uri"}
     assert {name for name, p in parameters.items() if not p.get("isOptional")} == {"dataset_uri", "mlflow_tracking_uri"}
     assert parameters["preset"]["defaultValue"] == "ped2" and parameters["dataset_format"]["defaultValue"] == "auto"
     assert parameters["train_gpus"] == {"defaultValue": 1.0, "isOptional": True, "parameterType": "NUMBER_INTEGER"}
+    assert parameters["normal_footage_uri"] == {"defaultValue": "", "isOptional": True, "parameterType": "STRING"}
+
+
+def test_calibrate_gets_the_normal_footage_parameter(tasks):
+    inputs = tasks["calibrate"]["inputs"]["parameters"]
+    assert inputs["normal_footage_uri"] == {"componentInputParameter": "normal_footage_uri"}

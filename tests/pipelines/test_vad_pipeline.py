@@ -23,7 +23,12 @@ def test_arguments_turn_a_params_dict_into_json(make_document):
     assert json.loads(arguments["preset"]) == make_document()
     assert arguments | {"preset": "..."} == {"dataset_uri": "s3://datasets/tiny", "mlflow_tracking_uri":
                                              "http://mlflow:5000", "dataset_format": "videos", "preset": "...",
-                                             "model_name": "vad-x", "train_gpus": 4}
+                                             "model_name": "vad-x", "train_gpus": 4, "normal_footage_uri": ""}
+
+
+def test_arguments_pass_the_normal_footage_on():
+    arguments = pipeline_arguments("s3://datasets/ped2", "http://mlflow", normal_footage_uri="s3://footage/lobby")
+    assert arguments["normal_footage_uri"] == "s3://footage/lobby"
 
 
 def test_arguments_default_to_one_train_gpu():
@@ -41,6 +46,8 @@ def test_arguments_accept_every_supported_dataset_uri(uri):
     ({"preset": "{oops"}, ConfigError, "not valid JSON"),
     ({"dataset_format": "mp4"}, ConfigError, "data.format"),
     ({"dataset_uri": "ftp://example.com/ped2"}, DataError, "unsupported dataset_uri ftp://example.com/ped2"),
+    ({"normal_footage_uri": "ftp://example.com/lobby"}, DataError,
+     "unsupported normal_footage_uri ftp://example.com/lobby"),
     ({"train_gpus": 0}, ConfigError, "train_gpus must be an integer of at least 1, got 0"),
     ({"train_gpus": "2"}, ConfigError, "train_gpus must be an integer of at least 1, got '2'"),
 ])

@@ -56,14 +56,14 @@ def test_pipeline_submit_reads_a_params_file_and_passes_the_schedule(monkeypatch
 
     assert main(["pipeline", "submit", "--host", "http://kfp", "--dataset", "s3://b/tiny", "--preset", str(params_file),
                  "--tracking-uri", "http://mlflow", "--cron", "0 0 3 * * 1", "--experiment", "nightly",
-                 "--train-gpus", "4"]) == 0
+                 "--train-gpus", "4", "--normal-footage", "s3://b/lobby"]) == 0
 
     [(args, kwargs)] = calls
     host, package, experiment, params = args
     assert (host, package.name, experiment, kwargs) == ("http://kfp", "vad_pipeline.yaml", "nightly",
                                                         {"recurring_cron": "0 0 3 * * 1"})
     assert params["preset"]["model"]["width"] == 4 and params["dataset_uri"] == "s3://b/tiny"
-    assert params["train_gpus"] == 4
+    assert params["train_gpus"] == 4 and params["normal_footage_uri"] == "s3://b/lobby"
     assert json.loads(capsys.readouterr().out) == {"run_id": "r"}
 
 
@@ -94,5 +94,11 @@ def test_docker_runner_sees_this_machine_s_endpoints_dataset_and_credentials(mon
     assert mount["Source"] == mount["Target"] == str(tmp_path / "raw") and mount["ReadOnly"]
     assert (tmp_path / "root").stat().st_mode & 0o7777 == 0o1777  # the image's user writes the task outputs
 
-    remote = {"dataset_uri": "s3://bucket/ped2", "mlflow_tracking_uri": "https://mlflow.example.com"}
+    footage = {**arguments, "normal_footage_uri": str(tmp_path / "lobby")}
+    mounts = _docker_runner(footage, tmp_path / "root3").container_run_args["mounts"]
+    assert [m["Source"] for m in mounts] == [str(tmp_path / "raw"), str(tmp_path / "lobby")]
+    assert all(m["Source"] == m["Target"] and m["ReadOnly"] for m in mounts)
+
+    remote = {"dataset_uri": "s3://bucket/ped2", "mlflow_tracking_uri": "https://mlflow.example.com",
+              "normal_footage_uri": "s3://bucket/lobby"}
     assert _docker_runner(remote, tmp_path / "root2").container_run_args["mounts"] == []
