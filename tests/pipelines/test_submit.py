@@ -44,7 +44,8 @@ def test_submit_uploads_a_new_pipeline_and_starts_a_run():
     assert args == ("vad-tests",)
     [(args, kwargs)] = client.called("run_pipeline")
     assert args[0] == "e1" and kwargs["pipeline_id"] == "p1" and kwargs["version_id"] == "v1"
-    assert kwargs["params"] == PARAMS | {"dataset_format": "auto", "model_name": "", "train_gpus": 1}
+    assert kwargs["params"] == PARAMS | {"dataset_format": "auto", "model_name": "", "train_gpus": 1,
+                                         "normal_footage_uri": ""}
     assert client.called("create_recurring_run") == []
 
 
