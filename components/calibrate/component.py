@@ -18,7 +18,7 @@ def calibrate(params: dict, frames: Input[Dataset], model: Input[Model], calibra
 
     from vad.config import parse_params
     from vad.data.sources import resolve_source
-    from vad.errors import DataLayoutError
+    from vad.errors import DataLayoutError, VadError
     from vad.stages.calibrate import run
 
     if not (Path(frames.path) / "manifest.json").is_file():
@@ -28,7 +28,10 @@ def calibrate(params: dict, frames: Input[Dataset], model: Input[Model], calibra
         raise DataLayoutError(f"input model {model.path} is not a model (no checkpoint.pt); "
                               "connect the model output of the train task")
     with tempfile.TemporaryDirectory(prefix="vad-normal-") as cache:
-        normal = [resolve_source(normal_footage_uri, Path(cache))] if normal_footage_uri else []
+        try:
+            normal = [resolve_source(normal_footage_uri, Path(cache))] if normal_footage_uri else []
+        except VadError as error:  # its message speaks of a dataset: say which input it was
+            raise type(error)(f"normal_footage_uri: {error}") from None
         result = run(parse_params(params), Path(frames.path), Path(model.path), Path(calibration.path),
                      normal=normal)
     calibration.metadata.update(result.metrics)

@@ -65,5 +65,6 @@ def test_calibrate_refuses_missing_normal_footage_before_scoring(record_run, fra
         calibrate.python_func(params=make_document(), frames=frames, model=checkpoint("model"),
                               calibration=artifact(Artifact, "calibration"), metrics=artifact(Metrics, "m"),
                               normal_footage_uri=str(tmp_path / "no-such-footage"))
-    assert str(tmp_path / "no-such-footage") in assert_one_line(error)
+    message = assert_one_line(error)
+    assert message.startswith("normal_footage_uri: ") and str(tmp_path / "no-such-footage") in message
     assert recorder.calls == []
