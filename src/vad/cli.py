@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -231,12 +232,30 @@ def cmd_register(args: argparse.Namespace) -> None:
 
     params = _params(args, {"register": {"model_name": args.name}})
     with _pipeline_run(args, params, "register") as run:
-        result = register.run(params, Path(args.frames), Path(args.pretrained), Path(args.model), Path(args.metrics),
+        result = register.run(params, Path(args.frames), Path(args.pretrained), Path(args.model),
+                              Path(args.metrics) if args.metrics else None,
                               Path(args.plots), Path(args.out), tracking=run,
                               artifacts=[Path(path) for path in args.artifact or ()],
                               lineage_path=Path(args.lineage) if args.lineage else None,
                               calibration_path=Path(args.calibration) if args.calibration else None)
     print(json.dumps({k: str(v) for k, v in result.outputs.items()} | result.metrics, default=str))
+
+
+def _budget_seconds(text: str) -> float:
+    """`60m`, `1.5h`, `900s`; a bare number is minutes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not match or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"budget {text!r}: expected minutes or a number with s, m or h, "
+                                         "e.g. 60m or 1.5h")
+    return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "": 60}[match.group(2)]
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    from vad import fit
+
+    fit.run(args.source, Path(args.out) if args.out else Path("fits") / (args.name or fit.dataset_name(args.source)),
+            budget_s=args.budget, name=args.name, device=args.device, plan_only=args.plan_only, seed=args.seed,
+            tracking_uri=args.tracking_uri, progress=_progress())
 
 
 def cmd_promote(args: argparse.Namespace) -> None:
@@ -332,6 +351,23 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--lr", type=float)
         sub.add_argument("--device", help="auto, cpu, cuda or cuda:N")
         sub.add_argument("--metrics", help="write the stage's final metrics to this JSON file")
+
+    sub = commands.add_parser(
+        "fit", parents=[common], help="footage to a calibrated, registered detector within a time budget",
+        description="Fit the method to a folder of footage within a time budget: probe this machine, plan the "
+                    "setting (printed, and written as OUT/params.yaml), extract, train, calibrate, evaluate where the "
+                    "test videos carry labels, and register. Re-running the same command after a kill resumes it.")
+    sub.add_argument("source", help="anything `vad extract` reads: a dataset folder in any layout, a folder of "
+                                    "normal videos, s3://bucket/prefix, an http(s):// archive")
+    sub.add_argument("--budget", type=_budget_seconds, default=3600.0,
+                     help="wall time for the whole fit: 60m, 1.5h, 900s (default: 60m)")
+    sub.add_argument("--name", help="dataset name (registered model: vad-NAME; default: SOURCE's folder name)")
+    sub.add_argument("--out", help="output folder (default: fits/NAME)")
+    sub.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    sub.add_argument("--plan-only", action="store_true", help="print and write the plan, train nothing")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else ./mlflow.db)")
+    sub.set_defaults(handler=cmd_fit)
 
     sub = command("synth", cmd_synth, "generate the synthetic dataset (videos layout)")
     sub.add_argument("--out", required=True)
@@ -472,7 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--frames", required=True)
     sub.add_argument("--pretrained", required=True)
     sub.add_argument("--model", required=True)
-    sub.add_argument("--metrics", required=True)
+    sub.add_argument("--metrics", help="metrics JSON of `vad evaluate`; leave it out for footage without test labels "
+                                       "(registered without AUCs, promoted only where no champion exists)")
     sub.add_argument("--plots", required=True)
     sub.add_argument("--out", required=True, help="JSON summary of the registration (run id, version, decision)")
     sub.add_argument("--lineage", help="JSON of what the inputs determine (model and data digests, AUC), for DVC")

@@ -228,6 +228,9 @@ class PerfParams(_Section):
     channels_last: AutoSwitch = "auto"  # NHWC weights and activations (tensor-core friendly)
     fused_adam: AutoSwitch = "auto"  # torch.optim.Adam(fused=True): one kernel per step
     compile: bool = False  # torch.compile the network: faster steps after a warm-up of a minute or so
+    # CPU threads of torch's operators; None: torch's default (one per core). On cores that another job also
+    # uses, one thread can be many times faster than the default: `vad fit` measures both and writes the faster.
+    threads: Annotated[int, Field(ge=1, le=1024)] | None = None
 
     @field_validator("amp", mode="before")
     @classmethod

@@ -169,6 +169,8 @@ class Runtime:
 def resolve_runtime(device: torch.device, perf: PerfParams, dist: Distributed = SINGLE) -> Runtime:
     """Turn the `perf` switches into settings for `device` (`auto`: on for CUDA only)."""
     cuda = device.type == "cuda"
+    if perf.threads is not None and torch.get_num_threads() != perf.threads:
+        torch.set_num_threads(perf.threads)
     if perf.amp == Amp.AUTO:
         amp_dtype = torch.bfloat16 if cuda and _bf16_native(device) else None
     elif perf.amp == Amp.BF16:
@@ -267,7 +269,8 @@ def fit(model: torch.nn.Module, clips: ClipSource, step: StepFn, *, epochs: int,
         schedulers: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
         name: str = "train", progress: bool = False, dist: Distributed = SINGLE,
         max_clips: int | None = None, on_epoch: Callable[[dict[str, float]], None] | None = None,
-        crop: tuple[int, int] | None = None) -> list[dict[str, float]]:
+        crop: tuple[int, int] | None = None,
+        should_stop: Callable[[dict[str, float]], bool] | None = None) -> list[dict[str, float]]:
     """Run `epochs` epochs of `step` over shuffled batches, checkpointing atomically after each epoch.
 
     An unfinished checkpoint at `checkpoint_path` written with the same `key` is resumed from its last epoch.
@@ -281,6 +284,8 @@ def fit(model: torch.nn.Module, clips: ClipSource, step: StepFn, *, epochs: int,
     `max_clips` caps the clips of each epoch (the first ones of its shuffled order), for time-boxed runs.
     `on_epoch` is called on rank 0 with each epoch's record once its checkpoint is written (live tracking).
     `crop` (h, w): each clip of an epoch is cut to a random h x w window of its frames (`data.tile`).
+    `should_stop` is asked after each epoch's checkpoint (with its record) whether to end the stage there: a
+    time budget (`vad.fit`). A stage stopped early leaves its checkpoint unfinished, so a re-run continues it.
 
     Returns:
         One dict per epoch: mean of each loss, clips/s, seconds, and `data_wait_share`: the share of
@@ -373,4 +378,11 @@ def fit(model: torch.nn.Module, clips: ClipSource, step: StepFn, *, epochs: int,
             if on_epoch is not None:
                 on_epoch(record)
         dist.barrier()
+        if should_stop is not None and epoch + 1 < epochs:
+            stop = dist.all_reduce(torch.tensor([float(should_stop(record))], dtype=torch.float64), "max")
+            if float(stop) > 0:
+                if dist.is_main:
+                    log.warning("%s: stopping after epoch %d of %d to hold the time budget", name, epoch + 1,
+                                epochs)
+                break
     return history

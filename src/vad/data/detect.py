@@ -5,7 +5,7 @@ frames         training/frames/<video>/  or  testing/frames/<video>/
 avenue         training_videos/*.avi     or  testing_videos/*.avi
 shanghaitech   training/videos/*.avi     or  testing/test_frame_mask/
 (its testing/frames/ alone would also look like `frames`; the markers win)
-videos         train/*.mp4|avi|...       or  test/*.mp4|avi|...
+videos         train/*.mp4|avi|...       or  test/*.mp4|avi|...  or  *.mp4|avi|... (normal footage only)
 """
 
 from __future__ import annotations
@@ -25,8 +25,16 @@ EXPECTED = {
     Layout.FRAMES: "training/frames/<video>/*.jpg",
     Layout.AVENUE: "training_videos/NN.avi",
     Layout.SHANGHAITECH: "training/videos/SS_VVV.avi + testing/frames/SS_VVVV/*.jpg",
-    Layout.VIDEOS: "train/*.mp4|avi|... + test/*",
+    Layout.VIDEOS: "train/*.mp4|avi|... + test/*, or a folder of videos",
 }
+
+
+def _flat_videos(root: Path) -> bool:
+    """Videos in `root` itself and no train/ or test/ folder: one camera's recordings."""
+    from vad.data.videos import VIDEO_SUFFIXES
+
+    return (not (root / "train").exists() and not (root / "test").exists()
+            and any(p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES for p in root.iterdir()))
 
 
 def _matches(root: Path) -> list[Layout]:
@@ -40,7 +48,7 @@ def _matches(root: Path) -> list[Layout]:
         found.append(Layout.AVENUE)
     if shanghaitech:
         found.append(Layout.SHANGHAITECH)
-    if video_files(root / "train") or video_files(root / "test"):
+    if video_files(root / "train") or video_files(root / "test") or (not found and _flat_videos(root)):
         found.append(Layout.VIDEOS)
     return found
 

@@ -7,7 +7,8 @@
                                            0-based inclusive; video = file name without extension)
 
 With labels.csv every test video is labelled (no row: no abnormal frame); without it test videos are
-scored, not evaluated.
+scored, not evaluated. A folder holding videos and neither train/ nor test/ (a camera's recordings) is
+all normal footage: every video trains.
 """
 
 from __future__ import annotations
@@ -62,10 +63,12 @@ def index_videos(root: Path) -> list[VideoRecord]:
     if not root.is_dir():
         raise DataLayoutError(f"dataset folder {root} does not exist; pass --source PATH to an existing folder")
     train, test = _videos_in(root / "train"), _videos_in(root / "test")
+    if not train and not test and not (root / "train").is_dir() and not (root / "test").is_dir():
+        train = _videos_in(root)  # a flat folder of recordings: normal footage
     if not train and not test:
         raise DataLayoutError(
             f"{root} does not match the 'videos' layout: expected train/*.mp4|avi|... and test/*.mp4|avi|... "
-            f"(optional labels.csv with video,start,end)"
+            f"(optional labels.csv with video,start,end), or a folder of normal videos"
         )
     for split, paths in (("train", train), ("test", test)):
         stems = [p.stem for p in paths]

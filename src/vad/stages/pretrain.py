@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,11 +36,13 @@ def model_config(params: Params) -> dict:
 
 
 def run(params: Params, frames_dir: Path, out_dir: Path, *, progress: bool = False,
-        tracking: PipelineRun | None = None) -> StageResult:
+        tracking: PipelineRun | None = None, should_stop: Callable[[dict[str, float]], bool] | None = None,
+        ) -> StageResult:
     """Pretrain on the training clips of `frames_dir`; write `out_dir/checkpoint.pt` and `history.json`.
 
     Under `torchrun --nproc_per_node=N` the N processes train one model data-parallel (see vad.distributed)
     and rank 0 alone writes the outputs. `tracking`: the pipeline's MLflow run, which gets each epoch's losses.
+    `should_stop`: asked after each epoch whether to end here (a time budget, see `vad.training.fit`).
     """
     seed_everything(params.seed)
     with open_runtime(params.device, params.perf) as runtime:
@@ -69,7 +72,7 @@ def run(params: Params, frames_dir: Path, out_dir: Path, *, progress: bool = Fal
                       name="pretrain", progress=progress, dist=runtime.dist,
                       max_clips=params.pretrain.max_clips_per_epoch,
                       on_epoch=tracking and (lambda record: tracking.log_epoch("pretrain", record)),
-                      crop=params.data.tile)
+                      crop=params.data.tile, should_stop=should_stop)
         if runtime.is_main:
             atomic_write_text(out_dir / "history.json", json.dumps(persistent(history), indent=1) + "\n")
         runtime.dist.barrier()

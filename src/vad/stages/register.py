@@ -45,7 +45,7 @@ def _signature(example: np.ndarray, output) -> Any:
                           outputs=inferred.outputs, params=inferred.params)
 
 
-def run(params: Params, frames_dir: Path, pretrain_dir: Path, model_dir: Path, metrics_path: Path,
+def run(params: Params, frames_dir: Path, pretrain_dir: Path, model_dir: Path, metrics_path: Path | None,
         plots_dir: Path, out_path: Path, *, tracking_uri: str | None = None, tracking: PipelineRun | None = None,
         artifacts: Sequence[Path] = (), lineage_path: Path | None = None,
         calibration_path: Path | None = None) -> StageResult:
@@ -62,6 +62,10 @@ def run(params: Params, frames_dir: Path, pretrain_dir: Path, model_dir: Path, m
 
     `out_path` gets the summary (run id, version, decision); `lineage_path`, if given, only what the inputs
     determine (model name and digest, data fingerprint, AUC): the file DVC hashes.
+
+    `metrics_path` None: footage without test labels (a new camera). The model is registered with its
+    calibration and without AUCs, and promoted only where no champion exists (`vad.tracking.promote`: a version
+    without `auc_micro` never beats one; `vad promote NAME VERSION --force` moves the alias to it).
     """
     import requests
 
@@ -69,9 +73,9 @@ def run(params: Params, frames_dir: Path, pretrain_dir: Path, model_dir: Path, m
     from vad.serving import ClipScorer
     from vad.tracking import mlflow_error
 
-    if not metrics_path.is_file():
+    if metrics_path is not None and not metrics_path.is_file():
         raise DataLayoutError(f"metrics file {metrics_path} not found; run `vad evaluate` first")
-    metrics = json.loads(metrics_path.read_text())
+    metrics = json.loads(metrics_path.read_text()) if metrics_path is not None else {}
     calibration = Calibration.load(calibration_path) if calibration_path is not None else None  # checked first
     store = FrameStore.open(frames_dir)
     state = load_checkpoint(model_dir / CHECKPOINT)
@@ -96,8 +100,10 @@ def run(params: Params, frames_dir: Path, pretrain_dir: Path, model_dir: Path, m
             client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()
                                               if isinstance(v, int | float)])
             client.log_figure(run_id, loss_figure(histories), "plots/losses.png")
-            client.log_artifact(run_id, str(metrics_path))
-            client.log_artifacts(run_id, str(plots_dir), "plots")
+            if metrics_path is not None:
+                client.log_artifact(run_id, str(metrics_path))
+            if plots_dir.is_dir():
+                client.log_artifacts(run_id, str(plots_dir), "plots")
             for path in artifacts:
                 if path.is_file():
                     client.log_artifact(run_id, str(path), "pipeline")
@@ -117,8 +123,10 @@ def run(params: Params, frames_dir: Path, pretrain_dir: Path, model_dir: Path, m
                     pip_requirements=_requirements(),
                 )
             version = str(info.registered_model_version)
-            tags = {"auc_micro": str(metrics["auc_micro"]), "data_fingerprint": data_fingerprint,
-                    "dataset": store.dataset, "run_id": run_id, "model_digest": model_digest}
+            tags = {"data_fingerprint": data_fingerprint, "dataset": store.dataset, "run_id": run_id,
+                    "model_digest": model_digest}
+            if "auc_micro" in metrics:  # promotion compares it; without labels there is none
+                tags["auc_micro"] = str(metrics["auc_micro"])
             if calibration is not None:
                 tags["threshold"] = f"{calibration.threshold:.8g}"
                 tags["alarm_score"] = f"{calibration.map} map, {calibration.pooling}"  # what the threshold is of
@@ -133,12 +141,12 @@ def run(params: Params, frames_dir: Path, pretrain_dir: Path, model_dir: Path, m
     except (MlflowException, requests.RequestException) as error:
         raise mlflow_error(tracker.uri, error, keep) from None
     summary = {"run_id": run_id, "model_name": name, "version": version, "promoted": decision.promoted,
-               "reason": decision.reason, "auc_micro": metrics["auc_micro"], "data_fingerprint": data_fingerprint,
+               "reason": decision.reason, "auc_micro": metrics.get("auc_micro"), "data_fingerprint": data_fingerprint,
                "tracking_uri": tracker.uri}
     atomic_write_text(out_path, json.dumps(summary, indent=1) + "\n")
     if lineage_path is not None:
         lineage = {"model_name": name, "model_digest": model_digest, "data_fingerprint": data_fingerprint,
-                   "auc_micro": metrics["auc_micro"]}
+                   "auc_micro": metrics.get("auc_micro")}
         atomic_write_text(lineage_path, json.dumps(lineage, indent=1) + "\n")
     log.info("MLflow run %s: %s v%s (%s)", run_id, name, version, decision.reason)
     return StageResult(outputs={"summary": out_path}, metrics={"version": float(version),
@@ -148,7 +156,9 @@ def run(params: Params, frames_dir: Path, pretrain_dir: Path, model_dir: Path, m
 def _version_description(metrics: dict, dataset: str, data_fingerprint: str, run_id: str, params: Params) -> str:
     aucs = ", ".join(f"{label} {metrics[key]:.4f}" for key, label in (
         ("auc_micro", "micro AUC"), ("auc_macro", "macro AUC")) if isinstance(metrics.get(key), int | float))
-    return (f"{aucs} (frame level, per-video min-max, Eq. 14) on the test split of {dataset}. "
+    evaluated = (f"{aucs} (frame level, per-video min-max, Eq. 14) on the test split of {dataset}" if aucs else
+                 f"Not evaluated: {dataset} has no test labels")
+    return (f"{evaluated}. "
             f"Data fingerprint {data_fingerprint[:16]}; MLflow run {run_id}; "
             f"{params.data.image_size[0]}x{params.data.image_size[1]} px, {params.data.channels} channel(s), "
             f"width {params.model.width}, motion decoder {params.model.motion_decoder}.")

@@ -6,6 +6,7 @@ import copy
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,11 +72,13 @@ def store_normal_error(model: torch.nn.Module, clips: ClipSource, checkpoint: Pa
 
 
 def run(params: Params, frames_dir: Path, init_dir: Path, out_dir: Path, *, progress: bool = False,
-        tracking: PipelineRun | None = None) -> StageResult:
+        tracking: PipelineRun | None = None, should_stop: Callable[[dict[str, float]], bool] | None = None,
+        ) -> StageResult:
     """Train from the initialised model in `init_dir`; write `out_dir/checkpoint.pt` (the final model).
 
     Under `torchrun --nproc_per_node=N` the N processes train one model data-parallel (see vad.distributed)
     and rank 0 alone writes the outputs. `tracking`: the pipeline's MLflow run, which gets each epoch's losses.
+    `should_stop`: asked after each epoch whether to end here (a time budget, see `vad.training.fit`).
     """
     seed_everything(params.seed)
     with open_runtime(params.device, params.perf) as runtime:
@@ -131,7 +134,7 @@ def run(params: Params, frames_dir: Path, init_dir: Path, out_dir: Path, *, prog
                       extra={"config": model_config(params), "device": device_name(device)}, name="train",
                       progress=progress, dist=runtime.dist, max_clips=tp.max_clips_per_epoch,
                       on_epoch=tracking and (lambda record: tracking.log_epoch("train", record)),
-                      crop=params.data.tile)
+                      crop=params.data.tile, should_stop=should_stop)
         if runtime.is_main:
             store_normal_error(model, clips, out_dir / CHECKPOINT, params)
             atomic_write_text(out_dir / "history.json", json.dumps(persistent(history), indent=1) + "\n")
