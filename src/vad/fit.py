@@ -54,14 +54,18 @@ class Budget:
         self.started = self.clock()
 
     def spent(self) -> float:
+        """Seconds spent, earlier attempts included."""
         return self.spent_before + self.clock() - self.started
 
     def left(self) -> float:
+        """Seconds left of the budget (negative once overrun)."""
         return self.seconds - self.spent()
 
 
 @dataclass(frozen=True)
 class FitResult:
+    """What a fit wrote and decided."""
+
     out_dir: Path
     plan: Plan
     params: Params
@@ -142,8 +146,6 @@ def run(source: str, out_dir: Path, *, budget_s: float, name: str | None = None,
         clock: Callable[[], float] = time.monotonic, progress: bool = False,
         echo: Callable[[str], None] = print) -> FitResult:
     """Fit a detector to the footage at `source` (anything `vad extract` reads) within `budget_s` seconds."""
-    import torch
-
     from vad import probe
     from vad.data.base import Split
     from vad.data.clips import ClipSource
@@ -198,8 +200,11 @@ def run(source: str, out_dir: Path, *, budget_s: float, name: str | None = None,
         def measure(geometry, ceiling):
             return timed("probe", lambda: probe.measure(base, geometry, probe_clips, selected, ceiling=ceiling))
 
-        planned = make_plan(footage, measure, budget_s, spent=lambda: {**spent, "other": budget.spent() - sum(spent.values())},
-                            device=selected.type, threads=threads, default_fps=base.detect.fps)
+        def so_far() -> dict[str, float]:  # by stage; "other": earlier attempts and the time between stages
+            return {**spent, "other": budget.spent() - sum(spent.values())}
+
+        planned = make_plan(footage, measure, budget_s, spent=so_far, device=selected.type, threads=threads,
+                            default_fps=base.detect.fps)
         atomic_write_text(out_dir / "plan.json", json.dumps({"footage": footage.__dict__, "source": str(source),
                                                              **planned.to_json()}, indent=1, default=str) + "\n")
         _write_params(out_dir / PARAMS, planned.params(dataset, seed), f"Budget {budget_s / 60:g} min.")
@@ -211,13 +216,16 @@ def run(source: str, out_dir: Path, *, budget_s: float, name: str | None = None,
     if plan_only:
         return FitResult(out_dir, planned, params, None, {})
     return _train(params, planned, out_dir, frames, state, budget, source=str(source), tracking_uri=tracking_uri,
-                  progress=progress, echo=echo, labelled=footage.labelled, torch=torch)
+                  progress=progress, echo=echo, labelled=footage.labelled)
 
 
 def pretrain_stop_rule(budget: Budget, reserve_s: float, ratio: float) -> Callable[[dict[str, float]], bool]:
-    """Stop pretraining when, at the speed its last epoch ran, the budget less `reserve_s` (k-means and the stages
-    after training) cannot hold the next epoch and twice as many alternating epochs as pretraining ones (the
-    paper's 1:2); `ratio`: an alternating epoch's cost over a pretraining one's, as probed."""
+    """Stop pretraining when the rest of the budget cannot hold its next epoch and a 1:2 alternating phase.
+
+    At the speed its last epoch ran, the budget less `reserve_s` (k-means and the stages after training) must
+    hold the next epoch and twice as many alternating epochs as pretraining ones (the paper's 1:2); `ratio`: an
+    alternating epoch's cost over a pretraining one's, as probed.
+    """
 
     def stop(record: dict[str, float]) -> bool:
         needed = record["seconds"] * (1 + 2 * (int(record["epoch"]) + 1) * ratio)
@@ -249,8 +257,10 @@ def _load_plan(path: Path) -> Plan:
 
 
 def _train(params: Params, planned: Plan, out_dir: Path, frames: Path, state: _State, budget: Budget, *,
-           source: str, tracking_uri: str | None, progress: bool, echo: Callable[[str], None], labelled: bool,
-           torch: Any) -> FitResult:
+           source: str, tracking_uri: str | None, progress: bool, echo: Callable[[str], None],
+           labelled: bool) -> FitResult:
+    import torch
+
     from vad.calibration import CALIBRATION
     from vad.pipeline_run import PipelineRun
     from vad.stages import calibrate, evaluate, init_clusters, pretrain, register, score, train

@@ -79,6 +79,7 @@ class Geometry:
 
     @property
     def window(self) -> int:
+        """The side of what the network sees at once."""
         return self.tile or self.side
 
     def windows_per_frame(self, overlap: bool = True) -> int:
@@ -89,6 +90,7 @@ class Geometry:
         return (2 * per_side - 1) ** 2 if overlap else per_side ** 2
 
     def describe(self) -> str:
+        """One line for logs and the plan table."""
         seen = f"tiles {self.tile}x{self.tile}" if self.tile else "whole frame"
         return f"{self.side}x{self.side}, {seen}, width {self.width}"
 
@@ -130,6 +132,7 @@ class Plan:
 
     @property
     def epochs(self) -> int:
+        """Both phases' epochs."""
         return self.pretrain_epochs + self.train_epochs
 
     def params(self, dataset: str, seed: int = 0) -> dict[str, Any]:
@@ -153,6 +156,7 @@ class Plan:
         }
 
     def to_json(self) -> dict[str, Any]:
+        """The plan as plan.json holds it."""
         return {**asdict(self), "warnings": list(self.warnings)}
 
 
@@ -213,8 +217,8 @@ def plan(footage: Footage, measure: Callable[[Geometry, float], StepCosts], budg
 
     `measure(geometry, ceiling)` probes a geometry's step costs; it is called best rung first, and no further than
     the first rung that fits, so a fast machine never pays for probing the cheap ones. `ceiling` is the cost per
-    clip above which the rung cannot fit whatever the other stages cost (infinite for the last rung). `spent()`: the seconds
-    already gone, by stage (the probes included), read after each probe.
+    clip above which the rung cannot fit whatever the other stages cost (infinite for the last rung).
+    `spent()`: the seconds already gone, by stage (the probes included), read after each probe.
     """
     warnings: list[str] = []
     side = frame_side(footage.height, footage.width)

@@ -76,3 +76,19 @@ def test_finished_checkpoint_is_recomputed_not_reused(tmp_path, frame_store, mak
     again = load_checkpoint(tmp_path / "out" / "checkpoint.pt")
     assert any(v.abs().sum() > 0 for v in again["model"].values())
     assert len(again["history"]) == 1
+
+
+def test_a_stage_stopped_by_its_budget_continues_to_the_same_weights(tmp_path, frame_store, make_params):
+    from vad.stages import pretrain
+
+    params = make_params(pretrain={"epochs": 3})
+    stopped = pretrain.run(params, frame_store, tmp_path / "stopped", should_stop=lambda record: record["epoch"] >= 1)
+    assert [r["epoch"] for r in stopped.history] == [1]
+    assert load_checkpoint(tmp_path / "stopped" / "checkpoint.pt")["epoch"] == 1  # unfinished: a re-run continues
+    continued = pretrain.run(params, frame_store, tmp_path / "stopped")
+    assert [r["epoch"] for r in continued.history] == [1, 2, 3]
+    whole = pretrain.run(params, frame_store, tmp_path / "whole")
+    got, want = (load_checkpoint(tmp_path / d / "checkpoint.pt")["model"] for d in ("stopped", "whole"))
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=0, atol=0, msg=name)
+    assert [r["loss"] for r in continued.history] == [r["loss"] for r in whole.history]

@@ -48,7 +48,8 @@ def test_the_plan_is_a_valid_params_file_with_the_papers_method():
     params = parse_params(chosen.params("camera-7"), "plan")
     assert params.model_name == "vad-camera-7"
     assert (params.data.image_size, params.data.tile, params.model.width) == ((256, 256), (128, 128), 8)
-    assert (params.data.clip_len, params.model.clusters, params.model.alpha, params.train.lambda_r) == (5, 32, 25.0, 0.1)
+    method = (params.data.clip_len, params.model.clusters, params.model.alpha, params.train.lambda_r)
+    assert method == (5, 32, 25.0, 0.1)
     assert params.pretrain.batch_size == params.train.batch_size == 8
     assert params.train.lr_milestones == [params.train.epochs]
     assert params.detect.fps == 10.0 and params.detect.map == "prediction"

@@ -22,6 +22,8 @@ _GRAY_LEVELS = 4.0  # mean difference between channels, of 255, below which a fr
 
 @dataclass(frozen=True)
 class Survey:
+    """The footage as `vad fit` sees it before extraction."""
+
     layout: Layout
     height: int
     width: int
