@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import statistics
 import time
 from collections.abc import Callable
 
@@ -26,8 +27,8 @@ __all__ = ["measure", "choose_threads", "cores"]
 
 log = logging.getLogger(__name__)
 
-_MIN_TIMED_S = 1.0  # time steps until this much has passed (and at least one step)
-_MAX_STEPS = 6
+_MIN_TIMED_S = 1.0  # time steps until this much has passed (and at least _MIN_STEPS steps)
+_MIN_STEPS, _MAX_STEPS = 3, 8
 
 
 def cores() -> int:
@@ -39,13 +40,17 @@ def cores() -> int:
 
 
 def _timed(step: Callable[[], None], clips: int, clock: Callable[[], float]) -> float:
-    """Seconds per clip of `step` after one warm-up step (allocator, oneDNN's kernels)."""
+    """Seconds per clip of `step`: the median step after one warm-up step (allocator, oneDNN's kernels).
+
+    The median, not the mean: one step stalled by another process's burst says little of the next thousand.
+    """
     step()
-    began, steps = clock(), 0
-    while steps < 1 or (clock() - began < _MIN_TIMED_S and steps < _MAX_STEPS):
+    began, times = clock(), []
+    while len(times) < _MIN_STEPS or (clock() - began < _MIN_TIMED_S and len(times) < _MAX_STEPS):
+        start = clock()
         step()
-        steps += 1
-    return (clock() - began) / (steps * clips)
+        times.append(clock() - start)
+    return statistics.median(times) / clips
 
 
 def measure(params: Params, geometry: Geometry, clips: ClipSource, device: torch.device, *,
