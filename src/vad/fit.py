@@ -75,7 +75,10 @@ class FitResult:
 
 def dataset_name(source: str) -> str:
     """The dataset's name from its source: the last part of the path or URL, made safe for a model name."""
-    stem = re.sub(r"\.(tar\.gz|tgz|tar|zip)$", "", source.rstrip("/").split("#")[0].split("@")[0])
+    text = source.rstrip("/")
+    if text.startswith("dvc://") and "#" in text:  # dvc://<repo>#<path>[@<rev>]: the folder in the repository
+        text = text.split("#", 1)[1].rsplit("@", 1)[0].rstrip("/")
+    stem = re.sub(r"\.(tar\.gz|tgz|tar|zip)$", "", text)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(stem).name).strip("-.") or "footage"
     return name
 
