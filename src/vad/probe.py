@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import statistics
 import time
 from collections.abc import Callable
 
@@ -40,17 +39,17 @@ def cores() -> int:
 
 
 def _timed(step: Callable[[], None], clips: int, clock: Callable[[], float]) -> float:
-    """Seconds per clip of `step`: the median step after one warm-up step (allocator, oneDNN's kernels).
+    """Seconds per clip of `step`: the mean step after one warm-up step (allocator, oneDNN's kernels).
 
-    The median, not the mean: one step stalled by another process's burst says little of the next thousand.
+    The mean, not the median: the slow steps recur in training too. On Ped2 the median of a probe said 23.6
+    clips/s where the epochs ran at 16-18, the mean 17 (docs/fit.md).
     """
     step()
-    began, times = clock(), []
-    while len(times) < _MIN_STEPS or (clock() - began < _MIN_TIMED_S and len(times) < _MAX_STEPS):
-        start = clock()
+    began, steps = clock(), 0
+    while steps < _MIN_STEPS or (clock() - began < _MIN_TIMED_S and steps < _MAX_STEPS):
         step()
-        times.append(clock() - start)
-    return statistics.median(times) / clips
+        steps += 1
+    return (clock() - began) / (steps * clips)
 
 
 def measure(params: Params, geometry: Geometry, clips: ClipSource, device: torch.device, *,
