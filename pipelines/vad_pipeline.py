@@ -17,7 +17,8 @@ Parameters (`kfp run create ... dataset_uri=s3://datasets/ped2 mlflow_tracking_u
 
 `extract` resolves and validates these into the params document every later task receives, so a bad preset,
 format or URI fails the first task within seconds. `register` runs only when the new micro AUC beats the
-champion's on the same data (`champion` returns 0.0 when there is none). Only `extract` and `validate` are cached,
+champion's on the same data (`champion` returns -1.0 when there is none; a test set without labels gives
+0.0, so an unlabelled model is registered exactly where no champion exists). Only `extract` and `validate` are cached,
 keyed on their inputs: new data under the same URI needs a run with caching off (or a dvc:// URI pinned to a
 revision). GPU tasks checkpoint into their output artifact path; with retries, `train` resumes from the last
 checkpoint when that path survives the failed attempt (a volume-backed pipeline root), else it restarts.

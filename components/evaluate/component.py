@@ -16,7 +16,9 @@ def evaluate(frames: Input[Dataset], scores: Input[Dataset], metrics: Output[Met
     With `calibration` (of the calibrate task) the alarms at its threshold are measured too, with the
     `detect` section of `params`.
 
-    Returns the micro AUC as an output parameter, which the pipeline compares with the champion's.
+    Returns the micro AUC as an output parameter, which the pipeline compares with the champion's. Test videos
+    without labels (a camera's footage) give no AUC: the output is then 0.0, which beats only the -1.0 of "no
+    champion" (`champion`), so an unlabelled model is registered exactly where no champion exists.
     """
     import base64
     import csv
@@ -41,6 +43,12 @@ def evaluate(frames: Input[Dataset], scores: Input[Dataset], metrics: Output[Met
                  calibration=Calibration.load(Path(calibration.path)) if calibration is not None else None)
     for name, value in result.metrics.items():
         metrics.log_metric(name, value)
+    if "auc_micro" not in result.metrics:
+        Path(report.path).write_text("<!doctype html><html><head><meta charset='utf-8'><title>vad evaluation</title>"
+                                     "</head><body><h1>No test labels</h1><p>The test videos carry no labels: no "
+                                     "AUC. The model is registered without one where no champion exists.</p>"
+                                     "</body></html>\n")
+        return (0.0,)
     with open(Path(plots.path) / "roc.csv", newline="") as handle:  # sklearn's infinite threshold is never logged
         points = [row for row in csv.DictReader(handle) if math.isfinite(float(row["threshold"]))]
     roc.log_roc_curve(*([float(p[key]) for p in points] for key in ("fpr", "tpr", "threshold")))

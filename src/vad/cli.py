@@ -224,6 +224,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     with _pipeline_run(args, params, "evaluate"):
         result = evaluate.run(Path(args.frames), Path(args.scores), Path(args.metrics), Path(args.plots),
                               calibration=calibration, detect=params.detect)
+    if "auc_micro" not in result.metrics:
+        print("no test labels: nothing to evaluate; `vad register` registers the model without AUCs")
+        return
     print(f"micro AUC {result.metrics['auc_micro']:.4f}  macro AUC {result.metrics.get('auc_macro', float('nan')):.4f}")
 
 

@@ -26,8 +26,8 @@ def registry(monkeypatch):
     return state
 
 
-def test_champion_is_zero_without_a_champion(registry, frames, as_struct, make_document):
-    assert champion.python_func(params=as_struct(make_document()), frames=frames, tracking_uri="http://mlflow") == 0.0
+def test_champion_is_minus_one_without_a_champion(registry, frames, as_struct, make_document):
+    assert champion.python_func(params=as_struct(make_document()), frames=frames, tracking_uri="http://mlflow") == -1.0
     assert registry.lookups == [("http://mlflow", "vad-tiny", "champion")]
 
 
@@ -41,6 +41,12 @@ def test_champion_returns_the_auc_of_the_champion_on_the_same_data(registry, fra
 
 def test_champion_on_other_data_does_not_count(registry, frames, make_document):
     registry.holder = SimpleNamespace(tags={"auc_micro": "0.93", "data_fingerprint": "0" * 64})
+    assert champion.python_func(params=make_document(), frames=frames, tracking_uri="http://mlflow") == -1.0
+
+
+def test_a_champion_without_an_auc_counts_as_zero(registry, frames, make_document):
+    # registered from unlabelled footage: an evaluated model (AUC > 0) beats it, an unlabelled one (0.0) does not
+    registry.holder = SimpleNamespace(tags={"data_fingerprint": frames.metadata["data_fingerprint"]})
     assert champion.python_func(params=make_document(), frames=frames, tracking_uri="http://mlflow") == 0.0
 
 

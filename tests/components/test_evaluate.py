@@ -51,6 +51,23 @@ def test_evaluate_publishes_metrics_roc_report_and_returns_auc_micro(record_run,
     assert "02&lt;b&gt;" in report and "<td>auc_micro</td><td>0.91</td>" in report
 
 
+def test_evaluate_without_test_labels_returns_zero_and_a_report_that_says_so(record_run, frames, artifact, outputs):
+    unlabelled = {"labelled_test_videos": 0, "test_videos": 2}
+
+    def write(args):
+        _frames, _scores, metrics_path, plots_dir = args
+        metrics_path.write_text(json.dumps(unlabelled))
+        plots_dir.mkdir(parents=True)
+
+    record_run("vad.stages.evaluate", metrics=unlabelled, write=write)
+    scores = artifact(Dataset, "scores.csv")
+    Path(scores.path).write_text("video,frame,scored,anomaly,fused,prediction_error,cluster_distance\n")
+    (auc_micro,) = evaluate.python_func(frames=frames, scores=scores, **outputs)
+    assert auc_micro == 0.0  # beats the -1.0 of "no champion" only (components/champion)
+    assert outputs["metrics"].metadata == unlabelled
+    assert "No test labels" in Path(outputs["report"].path).read_text()
+
+
 def test_evaluate_refuses_a_folder_where_scores_csv_belongs(record_run, frames, checkpoint, outputs, assert_one_line):
     recorder = record_run("vad.stages.evaluate")
     with pytest.raises(DataLayoutError, match="not a scores.csv file") as error:

@@ -46,3 +46,19 @@ def test_pipeline_runs_locally_from_s3_and_registers_the_champion(s3_server, s3_
     assert float(champion.tags["threshold"]) > 0
     [calibration] = [p for p in root.rglob("calibration") if p.is_file()]
     assert 2 * 26 < json.loads(calibration.read_text())["frames"] <= 2 * 26 + 2 * 3
+
+
+def test_pipeline_on_footage_without_labels_registers_the_first_model(raw_dataset, make_document, mlflow_server,
+                                                                     tmp_path):
+    import shutil
+
+    import mlflow
+
+    footage = tmp_path / "camera"
+    shutil.copytree(raw_dataset, footage)
+    (footage / "labels.csv").unlink()  # test videos to score, none labelled: a camera's footage
+    run_local(str(footage), mlflow_tracking_uri=mlflow_server, preset=make_document(register={"experiment": "kfp-nl"}),
+              dataset_format="videos", model_name="vad-kfp-unlabelled", pipeline_root=tmp_path / "root")
+    champion = mlflow.MlflowClient(mlflow_server).get_model_version_by_alias("vad-kfp-unlabelled", "champion")
+    assert champion.version == "1"
+    assert "auc_micro" not in champion.tags and float(champion.tags["threshold"]) > 0

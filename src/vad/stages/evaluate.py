@@ -50,11 +50,24 @@ def run(frames_dir: Path, scores_csv: Path, metrics_path: Path, plots_dir: Path,
 
     Every check runs before anything is written; `metrics_path` and `plots_dir` are replaced atomically.
 
+    A store whose test videos carry no labels at all (or that has none: a camera's footage) is not an error: the
+    metrics file says so (`labelled_test_videos: 0`, no AUC), the plots folder is empty, and `register` registers
+    the model without AUCs (promoted only where no champion exists).
+
     Raises:
-        DataError: the store has no labelled test videos, or the scores do not cover its test videos
+        DataError: some test videos carry labels and others not, or the scores do not cover the test videos
             frame by frame, or the scored frames hold a single class.
     """
     store = FrameStore.open(frames_dir)
+    tests = store.split(Split.TEST)
+    if all(video.labels is None for video in tests):
+        log.warning("the test videos of %s carry no labels (%d videos): no AUC; the model is registered without "
+                    "one, and calibrated on the hold-out as always", frames_dir, len(tests))
+        metrics = {"labelled_test_videos": 0, "test_videos": len(tests)}
+        with atomic_dir(plots_dir):
+            pass
+        atomic_write_text(Path(metrics_path), json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        return StageResult(outputs={"metrics": Path(metrics_path), "plots": Path(plots_dir)}, metrics=metrics)
     detect = detect or DetectParams()
     # alarms are measured on the score the threshold was calibrated on; without one, on the params'
     alarm = (calibration.map, calibration.pooling) if calibration else (detect.map, detect.pooling)
@@ -100,13 +113,7 @@ def run(frames_dir: Path, scores_csv: Path, metrics_path: Path, plots_dir: Path,
 def _video_scores(store: FrameStore, scores: dict[str, dict[str, np.ndarray]], scores_csv: Path,
                   alarm: tuple[str, str] = ("fused", "mean")) -> list[VideoScores]:
     tests = store.split(Split.TEST)
-    if not tests:
-        raise DataError(f"frame store {store.root} has no test videos; nothing to evaluate; "
-                        "re-run `vad extract`")
     unlabelled = [video.id for video in tests if video.labels is None]
-    if len(unlabelled) == len(tests):
-        raise DataError(f"test videos of {store.root} carry no labels; nothing to evaluate; "
-                        "add labels.csv to the dataset and re-run `vad extract`")
     if unlabelled:
         raise DataError(f"test videos {', '.join(unlabelled)} of {store.root} carry no labels while "
                         "others do; re-run `vad extract`")

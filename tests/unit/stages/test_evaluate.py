@@ -147,11 +147,21 @@ def test_run_raises_when_a_video_misses_frames(paths):
         run(**paths)
 
 
-def test_run_raises_when_test_videos_carry_no_labels(tmp_path, paths):
+def test_test_videos_without_labels_give_a_metrics_file_without_auc(tmp_path, paths):
     frames_dir = _write_store(tmp_path / "unlabelled", labelled=False)
-    with pytest.raises(DataError, match="carry no labels.*labels.csv"):
-        run(frames_dir, paths["scores_csv"], paths["metrics_path"], paths["plots_dir"])
-    assert not paths["metrics_path"].exists()
+    result = run(frames_dir, paths["scores_csv"], paths["metrics_path"], paths["plots_dir"])
+    assert json.loads(paths["metrics_path"].read_text()) == {"labelled_test_videos": 0, "test_videos": 2}
+    assert "auc_micro" not in result.metrics
+    assert paths["plots_dir"].is_dir() and not any(paths["plots_dir"].iterdir())
+
+
+def test_run_raises_when_only_some_test_videos_carry_labels(paths):
+    (paths["frames_dir"] / "labels" / "b.npy").unlink()
+    manifest = json.loads((paths["frames_dir"] / "manifest.json").read_text())
+    manifest["videos"][2]["labels"] = None
+    (paths["frames_dir"] / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="'?b'? of .* carry no labels while others do"):
+        run(**paths)
 
 
 def test_run_raises_when_scored_frames_hold_one_class(paths):
