@@ -127,6 +127,7 @@ class _State:
             document = {}
         self.resumed = document.get("key") == key and bool(document.get("done"))
         self.document = document if self.resumed else {"key": key, "done": {}, "spent_s": 0.0}
+        self._last: float | None = None
 
     @property
     def spent(self) -> float:
@@ -136,7 +137,11 @@ class _State:
         return stage in self.document["done"]
 
     def mark(self, stage: str, budget: Budget, **facts: Any) -> None:
-        self.document["done"][stage] = facts
+        """Record `stage` as done, with the seconds since the stage before it ended (this attempt's)."""
+        now = budget.spent()
+        since = budget.spent_before if self._last is None else self._last
+        self.document["done"][stage] = {"seconds": round(now - since, 1), **facts}
+        self._last = now
         self.save(budget)
 
     def save(self, budget: Budget) -> None:
