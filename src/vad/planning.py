@@ -243,16 +243,27 @@ def plan(footage: Footage, measure: Callable[[Geometry, float], StepCosts], budg
     per_epoch = None
     if epochs < needed:
         # The cheapest rung and still short of a fifth of the paper's epochs: each epoch is a random sample of
-        # the clips (a new one each epoch), as many as let that fifth fit; at least one batch. Fewer clips per
-        # epoch also make k-means' sample smaller, which leaves a little more room than counted here.
+        # the clips (a new one each epoch), the most that let that fifth fit; at least one batch. k-means samples
+        # at most one epoch's clips, so fewer clips an epoch also leave more room: the most that fit, searched.
         pre, alt = _split(needed)
-        room = training - 2 * STAGE_S - (pre + alt) * EPOCH_S
-        fitting = math.floor(room / (pre * costs.pretrain_clip + alt * costs.train_clip)) if room > 0 else 0
-        per_epoch = max(BATCH, min(clips, fitting))
+
+        def init_s(per_epoch: int) -> float:
+            return STAGE_S + min(KMEANS_SAMPLE, per_epoch) * costs.frame(geometry)
+
+        def fits(per_epoch: int) -> bool:
+            room = (left - init_s(per_epoch) - sum(after.values())) * (1 - SPARE)
+            return _training_s(costs, per_epoch, pre, alt) <= room
+
+        low, high = BATCH, clips  # the largest count that fits: `fits` only turns false as the count grows
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if fits(middle) else (low, middle - 1)
+        per_epoch = low
         sample = min(KMEANS_SAMPLE, per_epoch)
-        before = {"init_clusters": STAGE_S + sample * costs.frame(geometry)}
+        before = {"init_clusters": init_s(per_epoch)}
+        training = (left - before["init_clusters"] - sum(after.values())) * (1 - SPARE)
         epochs = needed
-        if fitting < BATCH:
+        if not fits(BATCH):
             epochs = max(MIN_EPOCHS, _most_epochs(costs, per_epoch, training))
             warnings.append(f"a budget of {budget_s / 60:.0f} min is too short for this footage on this machine: "
                             f"{epochs} epochs of {per_epoch} clips may overrun it; give a longer --budget")

@@ -166,3 +166,11 @@ def test_the_stop_rules_hold_the_budget_on_a_fake_clock():
     pretrain_stop = pretrain_stop_rule(Budget(1000, clock=clock), reserve_s=100, ratio=1.0)
     assert not pretrain_stop({"epoch": 1, "seconds": 100})  # next epoch + 4 alternating: 500 of 900
     assert pretrain_stop({"epoch": 1, "seconds": 200})  # 1000 of 900
+
+
+@pytest.mark.parametrize("minutes", [15, 20, 30, 60, 120])
+def test_a_plan_spends_its_budget_and_no_more(minutes):
+    chosen = plan(WALKWAY, cpu_costs, minutes * 60)
+    expected = sum(chosen.expected_s.values())
+    # a tenth of the training time to spare, whole epochs; never over
+    assert 0.85 * minutes * 60 <= expected <= minutes * 60
