@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from vad.atomic import atomic_write_text
-from vad.config import Params, parse_params
+from vad.config import Params, load_params, parse_params
 from vad.planning import METHOD, STAGE_S, Footage, Plan, format_plan, frame_side, ladder, train_epochs_left
 
 __all__ = ["Budget", "FitResult", "run", "dataset_name", "footage_of", "pretrain_stop_rule", "train_stop_rule"]
@@ -220,7 +220,7 @@ def run(source: str, out_dir: Path, *, budget_s: float, name: str | None = None,
     echo(format_plan(planned, dataset))
     for warning in planned.warnings:
         log.warning("warning: %s", warning)
-    params = _load_params(out_dir / PARAMS)
+    params = load_params(out_dir / PARAMS)
     if plan_only:
         return FitResult(out_dir, planned, params, None, {})
     return _train(params, planned, out_dir, frames, state, budget, source=str(source), tracking_uri=tracking_uri,
@@ -247,12 +247,6 @@ def train_stop_rule(budget: Budget, reserve_s: float) -> Callable[[dict[str, flo
     return lambda record: budget.left() - reserve_s < record["seconds"]
 
 
-def _load_params(path: Path) -> Params:
-    from vad.config import load_params
-
-    return load_params(path)
-
-
 def _load_plan(path: Path) -> Plan:
     from vad.planning import Geometry, StepCosts
 
@@ -273,7 +267,7 @@ def _train(params: Params, planned: Plan, out_dir: Path, frames: Path, state: _S
     from vad.pipeline_run import PipelineRun
     from vad.stages import calibrate, evaluate, init_clusters, pretrain, register, score, train
 
-    if params.perf.threads is not None:
+    if params.perf.threads is not None:  # process-wide: k-means and calibration select their device without perf
         torch.set_num_threads(params.perf.threads)
     expected = planned.expected_s
     after_train = sum(expected.get(k, 0.0) for k in ("calibrate", "score", "evaluate", "register"))
@@ -321,7 +315,7 @@ def _train(params: Params, planned: Plan, out_dir: Path, frames: Path, state: _S
             document["train"] |= {"epochs": epochs, "lr_milestones": [epochs]}
             _write_params(out_dir / PARAMS, document, f"Budget {planned.budget_s / 60:g} min; alternating epochs "
                                                       f"planned again after pretraining ({epochs}).")
-            params = _load_params(out_dir / PARAMS)
+            params = load_params(out_dir / PARAMS)
             tracking.client.set_tag(tracking.run_id, "vad.fit.train_epochs", str(epochs))
         state.mark("replan", budget, train_epochs=epochs)
     if not state.done("train"):

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = ["Footage", "Geometry", "StepCosts", "Plan", "METHOD", "frame_side", "ladder", "plan",
-           "train_epochs_left", "scale_milestones", "paper_lr", "format_plan"]
+           "train_epochs_left", "paper_lr", "format_plan"]
 
 PAPER_EPOCHS = (50, 100)  # pretraining, alternating (Sec. 4.2)
 PAPER_LR, PAPER_CENTER_LR = 1e-4, 1e-5
@@ -303,11 +303,6 @@ def train_epochs_left(plan_: Plan, seconds_left: float, train_epoch_s: float) ->
     after = sum(plan_.expected_s.get(k, 0.0) for k in ("calibrate", "score", "evaluate", "register"))
     room = seconds_left - after - STAGE_S
     return min(plan_.train_epochs, max(1, math.floor(room / max(train_epoch_s, 1e-9))))
-
-
-def scale_milestones(milestones: list[int], full_epochs: int, epochs: int) -> list[int]:
-    """Learning-rate milestones at the same share of a schedule cut from `full_epochs` to `epochs`."""
-    return sorted({max(1, round(m * epochs / full_epochs)) for m in milestones})
 
 
 def format_plan(plan_: Plan, dataset: str) -> str:
